@@ -1,0 +1,1 @@
+"""Everything that runs processes: definitions, runtime, timers, assignment, scripts, policy (no Flask)."""

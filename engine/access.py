@@ -1,0 +1,90 @@
+"""Who may see and do what. Every view and API call asks these; nothing else decides access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from engine.assignment import groups_of, person_by_username
+from engine.models import HumanTask, Person, ProcessInstance, User
+
+#: Processes whose cases OCPE oversees (the placement register).
+OCPE_PROCESSES = frozenset({"secondment"})
+
+
+def sees_all_cases(user: User) -> bool:
+    """Admins and HR see every case."""
+    return user.has_role("admin", "hr")
+
+
+def instance_filter(session: Session, user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the instances a user may see (for lists)."""
+    if sees_all_cases(user):
+        return ProcessInstance.id.is_not(None)
+    clauses: list[ColumnElement[bool]] = [ProcessInstance.started_by == user.username]
+    if user.has_role("ocpe"):
+        clauses.append(ProcessInstance.process_key.in_(OCPE_PROCESSES))
+    task_match: list[ColumnElement[bool]] = []
+    if user.person_id is not None:
+        clauses.append(ProcessInstance.subject_id == user.person_id)
+        task_match.append(HumanTask.assignee_id == user.person_id)
+    groups = groups_of(session, user)
+    if groups:
+        task_match.append(HumanTask.assigned_group.in_(groups))
+    if task_match:
+        clauses.append(exists().where(HumanTask.instance_id == ProcessInstance.id, or_(*task_match)))
+    return or_(*clauses)
+
+
+def may_view_instance(session: Session, user: User, instance: ProcessInstance) -> bool:
+    """True when the user started the case, is its subject, had a task in it, or oversees it."""
+    return session.scalar(
+        select(exists().where(ProcessInstance.id == instance.id, instance_filter(session, user)))
+    ) is True
+
+
+def may_start(session: Session, user: User, process_key: str, data: dict[str, Any]) -> bool:
+    """HR and admins start any case; a supervisor or manager starts one for their own staff;
+    a case about nobody in particular (or about oneself, like a placement application) anyone may start."""
+    if user.has_role("admin", "hr"):
+        return True
+    subject_name = data.get("employee")
+    if not subject_name:
+        return True
+    subject = person_by_username(session, subject_name)
+    if subject is None or user.person_id is None:
+        return False
+    if process_key in OCPE_PROCESSES and subject.id == user.person_id:
+        return True
+    return user.person_id in _leaders_of(subject)
+
+
+def _leaders_of(person: Person) -> set[int]:
+    leaders: set[int] = set()
+    if person.supervisor is not None:
+        leaders.add(person.supervisor.id)
+        if person.supervisor.supervisor_id is not None:
+            leaders.add(person.supervisor.supervisor_id)
+    if person.manager_id is not None:
+        leaders.add(person.manager_id)
+    return leaders
+
+
+def may_manage_people(user: User) -> bool:
+    """Admins and HR edit people records and record leave."""
+    return user.has_role("admin", "hr")
+
+
+def may_deploy(user: User) -> bool:
+    """Admins and process owners deploy definitions."""
+    return user.has_role("admin", "process_owner")
+
+
+def may_view_person(session: Session, user: User, person: Person) -> bool:
+    """A person sees their own record and their staff's; HR and admins see everyone's."""
+    if user.has_role("admin", "hr") or user.person_id == person.id:
+        return True
+    return user.person_id is not None and user.person_id in _leaders_of(person)

@@ -1,0 +1,374 @@
+"""Process definitions: validate untrusted BPMN, deploy numbered versions, cache the parsed specs.
+
+A deployment is a set of BPMN/DMN sources plus the JSON Schema forms their user tasks name. Every
+executable process in it becomes one `ProcessDefinition` row (key = BPMN process id) whose version
+counts up per key. Identical content deployed again is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import defusedxml.ElementTree as safe_et
+from defusedxml import DefusedXmlException
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+
+from engine import forms as form_checks
+from engine.assignment import KNOWN_LANES
+from engine.clock import CLOCK
+from engine.errors import Invalid, Problem
+from engine.models import ProcessDefinition
+from engine.scripts import check_code
+
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+MAX_FORM_BYTES = 512 * 1024
+RESERVED_IDS = frozenset({"Start", "End", "Root"})
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+DMN_NAMESPACES = ("https://www.omg.org/spec/DMN/", "http://www.omg.org/spec/DMN/")
+
+
+@dataclass
+class Bundle:
+    """What one deployment carries: sources by filename, forms by filename."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    forms: dict[str, Any] = field(default_factory=dict)
+    forms_dir: Path | None = None  # where named forms not in the upload are looked up
+
+
+@dataclass
+class ParsedProcess:
+    """One executable process parsed from a bundle, with the forms it uses."""
+
+    key: str
+    name: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    forms: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The result of deploying one process: its key and version, and whether it was new."""
+
+    key: str
+    version: int
+    created: bool
+
+
+# --------------------------------------------------------------------------- reading untrusted input
+
+
+def _decode(name: str, raw: bytes | str, limit: int) -> str:
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > limit:
+        raise Invalid(f"{name}: file is larger than {limit // 1024} KiB", [Problem(
+            f"file is larger than {limit // 1024} KiB", element=name)])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"{name}: not UTF-8", [Problem("file is not UTF-8 text", element=name)]) from exc
+
+
+def safe_xml(name: str, text: str) -> etree._Element:
+    """Parse untrusted XML: no DTDs or entities (XXE, billion laughs), no network, bounded size."""
+    try:
+        # defusedxml refuses any DOCTYPE/entity declaration before lxml sees the document.
+        safe_et.fromstring(text.encode(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise Invalid(f"{name}: refused", [Problem(
+            f"DTDs and entity declarations are not allowed ({type(exc).__name__})", element=name)]) from exc
+    except safe_et.ParseError as exc:
+        raise Invalid(f"{name}: not well-formed XML", [Problem(
+            f"not well-formed XML: {exc}", element=name)]) from exc
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                             remove_comments=True)
+    return etree.fromstring(text.encode(), parser=parser)
+
+
+def read_bundle(files: Mapping[str, bytes | str], forms_dir: Path | None) -> Bundle:
+    """Sort uploaded files into sources (.bpmn/.dmn) and forms (.json); read names forms from forms_dir."""
+    bundle = Bundle(forms_dir=forms_dir)
+    for name, raw in files.items():
+        base = Path(name).name
+        lower = base.lower()
+        if lower.endswith((".bpmn", ".dmn", ".xml")):
+            bundle.sources[base] = _decode(base, raw, MAX_SOURCE_BYTES)
+        elif lower.endswith(".json"):
+            text = _decode(base, raw, MAX_FORM_BYTES)
+            try:
+                bundle.forms[base] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise Invalid(f"{base}: not valid JSON", [Problem(
+                    f"not valid JSON: {exc.msg} (line {exc.lineno})", element=base)]) from exc
+        else:
+            raise Invalid(f"{base}: unsupported file", [Problem(
+                "only .bpmn, .dmn and .json files can be deployed", element=base)])
+    if not bundle.sources:
+        raise Invalid("nothing to deploy", [Problem("no .bpmn file was given")])
+    return bundle
+
+
+def _form_from_dir(forms_dir: Path | None, name: str) -> Any | None:
+    if forms_dir is None or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = forms_dir / name
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+# --------------------------------------------------------------------------- parsing and validation
+
+
+def _is_dmn(root: etree._Element) -> bool:
+    return isinstance(root.tag, str) and root.tag.startswith("{") and root.tag[1:].startswith(DMN_NAMESPACES)
+
+
+def parse_bundle(bundle: Bundle) -> list[ParsedProcess]:
+    """Validate and parse a bundle; raise Invalid listing every problem with its element."""
+    problems: list[Problem] = []
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    for name, text in bundle.sources.items():
+        root = safe_xml(name, text)
+        for node in root.iter():
+            if isinstance(node.tag, str) and node.get("id") in RESERVED_IDS:
+                problems.append(Problem(
+                    f"the id '{node.get('id')}' is reserved by the engine; rename it", element=node.get("id")))
+        try:
+            if _is_dmn(root):
+                parser.add_dmn_xml(root, filename=name)
+            else:
+                parser.add_bpmn_xml(root, filename=name)
+        except ValidationException as exc:
+            problems.append(_validation_problem(exc, name))
+        except (SpiffWorkflowException, etree.LxmlError, KeyError, ValueError) as exc:
+            problems.append(Problem(f"{name}: {exc}", element=name))
+    if problems:
+        raise Invalid("the definition was refused", problems)
+    keys = parser.get_process_ids()
+    if not keys:
+        raise Invalid("no executable process", [Problem(
+            "no process has isExecutable=\"true\"; nothing can be run", element=next(iter(bundle.sources)))])
+    parsed: list[ParsedProcess] = []
+    for key in keys:
+        try:
+            spec = parser.get_spec(key)
+            subs = parser.get_subprocess_specs(key)
+        except ValidationException as exc:
+            problems.append(_validation_problem(exc, exc.file_name))
+            continue
+        except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
+            problems.append(Problem(f"cannot build process: {exc}", element=key))
+            continue
+        forms, spec_problems = _check_specs([spec, *(s for s in subs.values() if s is not None)], bundle)
+        problems.extend(spec_problems)
+        missing = [name for name, s in subs.items() if s is None]
+        problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
+        parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms))
+    if problems:
+        raise Invalid("the definition was refused", _dedupe(problems))
+    return parsed
+
+
+def _validation_problem(exc: ValidationException, filename: str | None) -> Problem:
+    element = getattr(exc, "id", "") or getattr(exc, "name", "") or filename or None
+    line = getattr(exc, "line_number", "")
+    where = f" (line {line})" if line else ""
+    return Problem(f"{exc}{where}", element=element)
+
+
+def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _check_specs(specs: list[Any], bundle: Bundle) -> tuple[dict[str, Any], list[Problem]]:
+    """Check what SpiffWorkflow does not: forms, scripts, conditions, timers, lanes."""
+    forms: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for spec in specs:
+        for ts in spec.task_specs.values():
+            element = getattr(ts, "bpmn_id", None)
+            if element is None:
+                continue  # internal specs (Start, End, Root)
+            problems.extend(_check_task_code(ts, element))
+            if isinstance(ts, UserTask):
+                problems.extend(_check_user_task(ts, element, bundle, forms))
+    return forms, problems
+
+
+def _check_task_code(ts: Any, element: str) -> list[Problem]:
+    problems: list[Problem] = []
+    snippets: list[tuple[str, str, str]] = []  # (label, source, mode)
+    for attr, label in (("script", "script"), ("prescript", "pre-script"), ("postscript", "post-script")):
+        source = getattr(ts, attr, None)
+        if source:
+            snippets.append((label, source, "exec"))
+    for condition, _target in getattr(ts, "cond_task_specs", []) or []:
+        # SpiffWorkflow wraps each condition in a _BpmnCondition whose first argument is the text.
+        text = condition.args[0] if hasattr(condition, "args") and condition.args else condition
+        if isinstance(text, str) and text.strip():
+            snippets.append(("condition", text, "eval"))
+    event_definition = getattr(ts, "event_definition", None)
+    if isinstance(event_definition, TimerEventDefinition):
+        snippets.append(("timer expression", event_definition.expression, "eval"))
+        problems.extend(Problem(m, element=element) for m in _timer_literal_problems(event_definition.expression))
+    for label, source, mode in snippets:
+        problems.extend(Problem(f"{label}: {msg}", element=element) for msg in check_code(source, mode))  # type: ignore[arg-type]
+    return problems
+
+
+def _timer_literal_problems(expression: str) -> list[str]:
+    """Catch the timer mistakes SpiffWorkflow only reports when the timer is reached."""
+    text = expression.strip()
+    if not text:
+        return ["timer expression is empty"]
+    if text[0] not in "\"'" and (text.upper().startswith(("P", "R")) and text[1:2].isdigit() or text[:4].isdigit()):
+        return [f"timer expression {text!r} is an unquoted literal; write it as a string, e.g. \"{text}\""]
+    literal = text.strip("\"'") if text[0] in "\"'" and text[-1] == text[0] else None
+    if literal is not None and literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():
+        return [f"{literal!r} is not a valid ISO 8601 duration (weeks cannot follow T; use \"P28D\" or \"P4W\")"]
+    if literal is not None:
+        try:
+            if literal.upper().startswith("R"):
+                TimerEventDefinition.parse_iso_recurring_interval(literal)
+            else:
+                TimerEventDefinition.parse_time_or_duration(literal)
+        except Exception as exc:  # SpiffWorkflow raises bare Exception for bad durations
+            return [f"{literal!r} is not a valid ISO 8601 time, duration or cycle ({exc})"]
+    return []
+
+
+def _check_user_task(ts: UserTask, element: str, bundle: Bundle, forms: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    lane = ts.lane
+    if lane is not None and lane not in KNOWN_LANES:
+        problems.append(Problem(
+            f"lane '{lane}' does not resolve to a role (known: {', '.join(sorted(KNOWN_LANES))})", element=element))
+    props = (getattr(ts, "extensions", None) or {}).get("properties", {})
+    for prop, required in (("formJsonSchemaFilename", True), ("formUiSchemaFilename", False)):
+        name = props.get(prop)
+        if not name:
+            continue
+        content = bundle.forms.get(name)
+        if content is None:
+            content = _form_from_dir(bundle.forms_dir, name)
+        if content is None:
+            problems.append(Problem(f"form '{name}' ({prop}) is missing", element=element))
+            continue
+        if required:
+            problems.extend(Problem(f"form '{name}': {m}", element=element)
+                            for m in form_checks.check_schema(content))
+        elif not isinstance(content, dict):
+            problems.append(Problem(f"UI schema '{name}' must be a JSON object", element=element))
+        forms[name] = content
+    return problems
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def content_hash(sources: Mapping[str, str], forms: Mapping[str, Any]) -> str:
+    """A stable hash of what a version runs: its sources and the forms it uses."""
+    canonical = json.dumps({"sources": dict(sources), "forms": dict(forms)}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def deploy(session: Session, bundle: Bundle, actor: str) -> list[Deployed]:
+    """Validate the bundle and add a version for each executable process whose content changed."""
+    parsed = parse_bundle(bundle)
+    results: list[Deployed] = []
+    now = CLOCK.now()
+    for proc in parsed:
+        digest = content_hash(bundle.sources, proc.forms)
+        latest = session.scalars(
+            select(ProcessDefinition).where(ProcessDefinition.key == proc.key)
+            .order_by(ProcessDefinition.version.desc()).limit(1)
+        ).first()
+        if latest is not None and latest.content_hash == digest:
+            results.append(Deployed(proc.key, latest.version, created=False))
+            continue
+        version = (latest.version + 1) if latest is not None else 1
+        row = ProcessDefinition(
+            key=proc.key, version=version, name=proc.name, sources=dict(bundle.sources), forms=proc.forms,
+            content_hash=digest, executable=True, deployed_at=now, deployed_by=actor,
+        )
+        session.add(row)
+        session.flush()
+        SPECS.put(row, proc)
+        results.append(Deployed(proc.key, version, created=True))
+    return results
+
+
+def latest_definition(session: Session, key: str) -> ProcessDefinition | None:
+    """The newest version of a process key, or None."""
+    return session.scalars(
+        select(ProcessDefinition).where(ProcessDefinition.key == key)
+        .order_by(ProcessDefinition.version.desc()).limit(1)
+    ).first()
+
+
+def list_latest(session: Session) -> list[ProcessDefinition]:
+    """The newest version of every deployed process."""
+    newest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v"))
+              .group_by(ProcessDefinition.key).subquery())
+    return list(session.scalars(
+        select(ProcessDefinition).join(newest, (ProcessDefinition.key == newest.c.key)
+                                       & (ProcessDefinition.version == newest.c.v))
+        .order_by(ProcessDefinition.key)
+    ))
+
+
+# --------------------------------------------------------------------------- spec cache
+
+
+class SpecCache:
+    """Parsed specs by definition id: each version is parsed once per process."""
+
+    # Keyed by (process key, content hash), not row id: a rolled-back deployment's id can be reused.
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._specs: dict[tuple[str, str], ParsedProcess] = {}
+
+    def put(self, definition: ProcessDefinition, parsed: ParsedProcess) -> None:
+        """Remember a freshly parsed version."""
+        with self._lock:
+            self._specs[(definition.key, definition.content_hash)] = parsed
+
+    def get(self, definition: ProcessDefinition) -> ParsedProcess:
+        """The parsed spec of a stored version, parsing its sources on first use."""
+        with self._lock:
+            cached = self._specs.get((definition.key, definition.content_hash))
+        if cached is not None:
+            return cached
+        bundle = Bundle(sources=dict(definition.sources), forms=dict(definition.forms))
+        for proc in parse_bundle(bundle):
+            if proc.key == definition.key:
+                self.put(definition, proc)
+                return proc
+        raise Invalid(f"stored definition {definition.key} v{definition.version} has no such process")
+
+    def clear(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._specs.clear()
+
+
+SPECS = SpecCache()

@@ -1,0 +1,298 @@
+"""SQLAlchemy 2 typed models: people, logins, deployed definitions, instances, tasks, timers, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("admin", "hr", "ocpe", "process_owner", "staff")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store datetimes as UTC and always hand back aware datetimes (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table."""
+
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Organisation(Base):
+    """An agency or external organisation (home or host of a placement)."""
+
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ceo_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", use_alter=True, name="fk_org_ceo"))
+
+
+class Person(Base):
+    """A people record: what lanes resolve against (supervisor, manager, CEO delegate...)."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    classification: Mapped[str] = mapped_column(String(20))
+    pay_point: Mapped[str | None] = mapped_column(String(20))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    commenced_on: Mapped[date | None] = mapped_column(Date)
+    ceo_delegate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    organisation: Mapped[Organisation | None] = relationship(foreign_keys=[organisation_id])
+    supervisor: Mapped[Person | None] = relationship(remote_side=[id], foreign_keys=[supervisor_id])
+    manager: Mapped[Person | None] = relationship(remote_side=[id], foreign_keys=[manager_id])
+
+
+class User(Base):
+    """A login. Standing over other people comes from the linked Person record, not from roles."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(default=list)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+    person: Mapped[Person | None] = relationship()
+
+    def has_role(self, *roles: str) -> bool:
+        """True when the user holds any of `roles`."""
+        return any(r in self.roles for r in roles)
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class PayPoint(Base):
+    """One pay point of a classification; `ordinal` orders the points (D19-1)."""
+
+    __tablename__ = "pay_point"
+    __table_args__ = (UniqueConstraint("classification", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    classification: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str] = mapped_column(String(20))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    annual_salary: Mapped[int | None] = mapped_column(Integer)
+
+
+class ProcessDefinition(Base):
+    """One deployed version of one executable process, with the sources and forms it was built from."""
+
+    __tablename__ = "process_definition"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON)  # filename -> BPMN/DMN XML text
+    forms: Mapped[dict[str, Any]] = mapped_column(JSON)  # filename -> parsed JSON
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    executable: Mapped[bool] = mapped_column(Boolean, default=True)
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(80))
+
+
+class ProcessInstance(Base):
+    """A running or finished case. `lock_version` makes a concurrent second writer fail, not overwrite."""
+
+    __tablename__ = "process_instance"
+    __table_args__ = (Index("ix_instance_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"))
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))  # running / completed / cancelled / error
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # snapshot of workflow data
+    serialized: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    definition: Mapped[ProcessDefinition] = relationship()
+    subject: Mapped[Person | None] = relationship()
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class HumanTask(Base):
+    """An open or finished user task, with the person or group it was assigned to when it opened."""
+
+    __tablename__ = "human_task"
+    __table_args__ = (
+        Index("ix_task_assignee_state", "assignee_id", "state"),
+        Index("ix_task_group_state", "assigned_group", "state"),
+        Index("ix_task_instance_state", "instance_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(200))  # BPMN element id
+    title: Mapped[str] = mapped_column(String(300))
+    lane: Mapped[str | None] = mapped_column(String(100))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    assigned_group: Mapped[str | None] = mapped_column(String(60))
+    state: Mapped[str] = mapped_column(String(20))  # open / completed / cancelled
+    form: Mapped[str | None] = mapped_column(String(200))
+    ui_form: Mapped[str | None] = mapped_column(String(200))
+    clause: Mapped[str | None] = mapped_column(String(40))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(80))
+    escalated_at: Mapped[datetime | None]
+
+    instance: Mapped[ProcessInstance] = relationship()
+    assignee: Mapped[Person | None] = relationship()
+
+
+class Timer(Base):
+    """A WAITING timer task's due time: the database, not memory, is the source of truth for timers."""
+
+    __tablename__ = "timer"
+    __table_args__ = (
+        Index("ix_timer_state_due", "state", "due_at"),
+        Index("ix_timer_instance", "instance_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    element: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(10))  # date / duration / cycle
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(12))  # waiting / claimed / fired / failed / closed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """Append-only history of a case: who did what, when, and with what reason."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Notification(Base):
+    """An in-app notice to a person (the e-mail copy goes through SMTP when configured)."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_person", "person_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+    at: Mapped[datetime]
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    read_at: Mapped[datetime | None]
+    emailed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Document(Base):
+    """Large user input (evidence text) kept out of task data, which SpiffWorkflow copies into every task."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    field: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class Setting(Base):
+    """An administrator-editable setting (periods the determination fixes, with its values as defaults)."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+
+
+class Leave(Base):
+    """A period of leave (D19-9d, D19-10): LWOP that does not count as service moves assessment dates."""
+
+    __tablename__ = "leave"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # lwop / ordinary / extended
+    start: Mapped[date] = mapped_column(Date)
+    end: Mapped[date] = mapped_column(Date)
+    counts_as_service: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(80))

@@ -1,0 +1,141 @@
+"""Date rules of Determination 19 (pay progression for senior port classifications).
+
+Pure functions: no clock, no I/O.  Clause ids (D19-3.2 ...) follow shared/REQUIREMENTS.md.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The ignore covers machines without types-python-dateutil (a dev dependency); with it, it is unused.
+from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped, unused-ignore]
+
+__all__ = [
+    "add_months",
+    "agreement_setup_due",
+    "effective_date",
+    "invite_due",
+    "lwop_days",
+    "months_of_service",
+    "next_assessment_date",
+    "parse_date",
+    "postpone_for_lwop",
+    "review_due",
+    "to_iso_timer",
+]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def add_months(d: date, months: int) -> date:
+    """Move ``d`` by calendar months, clamping to the month's last day (31 Jan + 1 month = 28/29 Feb)."""
+    # relativedelta clamps rather than overflowing into the next month, which is what "two months
+    # before 31 December" means to people: 31 October, not 1 November.
+    result: date = d + relativedelta(months=months)
+    return result
+
+
+def invite_due(assessment_date: date, months_before: int = 2) -> date:
+    """D19-3.2: the latest day to invite a submission, ``months_before`` months before the assessment date."""
+    return add_months(assessment_date, -months_before)
+
+
+def agreement_setup_due(commenced_on: date, months: int = 2) -> date:
+    """D19-3.3: performance management must start within ``months`` months of commencement."""
+    return add_months(commenced_on, months)
+
+
+def review_due(received_on: date, days: int = 28) -> date:
+    """D19-9a: the CEO finishes a review within four weeks (28 days) of receiving the request."""
+    return received_on + timedelta(days=days)
+
+
+def postpone_for_lwop(assessment_date: date, lwop_days: int) -> date:
+    """D19-9d: leave without pay that is not service postpones the assessment date day for day."""
+    if lwop_days < 0:
+        raise ValueError(f"leave without pay cannot be a negative number of days: {lwop_days}")
+    return assessment_date + timedelta(days=lwop_days)
+
+
+def lwop_days(start: date, end: date) -> int:
+    """Number of days in a leave period, counting both its first and its last day."""
+    if end < start:
+        raise ValueError(f"leave ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+    return (end - start).days + 1
+
+
+def effective_date(
+    original_assessment_date: date,
+    revised_assessment_date: date | None = None,
+    *,
+    delayed_by_employee: bool = False,
+    extended_leave_new_timeframe: bool = False,
+) -> date:
+    """Date an approved progression takes effect from.
+
+    Rules:
+
+    * D19-4: normally the (original) annual assessment date.  After LWOP (D19-9d) pass the postponed
+      date as the original: postponement moves the date itself.
+    * D19-9a / D19-9b: a progression granted on review, or after an assessment that was delayed
+      through no act of the employee, is back-dated to the original assessment date; a later
+      ``revised_assessment_date`` (when the assessment actually happened) is ignored.
+    * D19-10: where extended leave led to an agreed new timeframe, the progression applies from the
+      revised assessment date.
+    * When the employee caused the delay, D19-9b's back-dating does not apply: the revised date.
+
+    In the last two cases ``revised_assessment_date`` is required and may not precede the original
+    date; the result is never later than the rule requires.
+    """
+    if not (extended_leave_new_timeframe or delayed_by_employee):
+        return original_assessment_date
+    reason = "an agreed new timeframe" if extended_leave_new_timeframe else "a delay caused by the employee"
+    if revised_assessment_date is None:
+        raise ValueError(f"a revised assessment date is required for {reason}")
+    if revised_assessment_date < original_assessment_date:
+        raise ValueError(
+            f"the revised assessment date ({revised_assessment_date.isoformat()}) is before the "
+            f"original one ({original_assessment_date.isoformat()})"
+        )
+    return revised_assessment_date
+
+
+def next_assessment_date(assessment_date: date, months: int = 12) -> date:
+    """The assessment date of the next annual cycle (29 Feb moves to 28 Feb)."""
+    return add_months(assessment_date, months)
+
+
+def months_of_service(start: date, end: date) -> int:
+    """Whole calendar months from start to end (D19-5, D19-11): largest n with add_months(start, n) <= end."""
+    if end < start:
+        raise ValueError(f"service ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+    # relativedelta(end, start) counts months the same clamping way add_months moves them.
+    span = relativedelta(end, start)
+    return int(span.years) * 12 + int(span.months)
+
+
+def parse_date(value: str | date) -> date:
+    """A date from ``YYYY-MM-DD`` text or a date (a datetime gives its date); ValueError names a bad value."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass  # well-formed but impossible, e.g. 2025-02-30: reported below
+    raise ValueError(f"not a valid date (expected YYYY-MM-DD): {value!r}")
+
+
+def to_iso_timer(d: date, tz: str = "Australia/Darwin", at: time = time(9, 0)) -> str:
+    """ISO 8601 date-time with UTC offset for a BPMN timeDate timer: ``at`` local time on day ``d``."""
+    if at.tzinfo is not None:
+        raise ValueError("'at' must be a local wall-clock time without tzinfo; the zone comes from 'tz'")
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone: {tz!r}") from None
+    return datetime.combine(d, at, tzinfo=zone).isoformat()

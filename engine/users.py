@@ -1,0 +1,219 @@
+"""Logins, password hashes, API tokens and people records."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine.clock import CLOCK
+from engine.errors import Conflict, Invalid, NotFound, Problem
+from engine.models import ROLES, ApiToken, Organisation, Person, User
+
+TOKEN_LIFETIME = timedelta(hours=12)
+# A hash to compare against when the username is unknown, so a wrong username costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-password")
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (werkzeug's default)."""
+    return generate_password_hash(password)
+
+
+def create_user(session: Session, username: str, roles: list[str], password: str | None,
+                password_hash: str | None = None) -> User:
+    """Add a login, linked to the person with the same username when there is one."""
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        raise Invalid("unknown role", [Problem(f"unknown role {bad[0]!r}; roles: {', '.join(ROLES)}", field="role")])
+    if session.scalars(select(User).where(User.username == username)).first():
+        raise Conflict(f"a login named {username!r} already exists")
+    if password_hash is None and password is not None and len(password) < 8:
+        raise Invalid("password too short", [Problem("must be at least 8 characters", field="password")])
+    person = session.scalars(select(Person).where(Person.username == username)).first()
+    user = User(username=username, roles=sorted(set(roles)),
+                # "!" never matches a hash: a login without a password cannot log in
+                password_hash=password_hash or (hash_password(password) if password else "!"),
+                person_id=person.id if person else None, active=True, created_at=CLOCK.now())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None (same cost either way)."""
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None or not user.active or user.password_hash == "!":
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user: User) -> tuple[str, datetime]:
+    """A new bearer token; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    expires = CLOCK.now() + TOKEN_LIFETIME
+    session.add(ApiToken(user_id=user.id, token_hash=_token_digest(token), created_at=CLOCK.now(),
+                         expires_at=expires, revoked_at=None))
+    return token, expires
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The user a live (unexpired, unrevoked) token belongs to."""
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= CLOCK.now() or not row.user.active:
+        return None
+    return row.user
+
+
+def revoke_token(session: Session, token: str) -> bool:
+    """Revoke a token; True when it existed."""
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
+    if row is None:
+        return False
+    row.revoked_at = CLOCK.now()
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- people
+
+PERSON_FIELDS = ("username", "name", "email", "classification", "pay_point", "organisation", "supervisor",
+                 "manager", "commenced_on")
+
+
+@dataclass
+class PersonInput:
+    """A person record as the API and the admin form give it (usernames for supervisor/manager)."""
+
+    username: str
+    name: str
+    email: str
+    classification: str
+    pay_point: str | None = None
+    organisation: str | None = None
+    supervisor: str | None = None
+    manager: str | None = None
+    commenced_on: str | None = None
+    ceo_delegate: bool = False
+
+
+def parse_person(payload: Any) -> PersonInput:
+    """Check a person payload field by field; raise Invalid naming each bad field."""
+    if not isinstance(payload, dict):
+        raise Invalid("body must be an object", [Problem("must be a JSON object", field="body")])
+    problems: list[Problem] = []
+    for name in ("username", "name", "email", "classification"):
+        if not isinstance(payload.get(name), str) or not payload[name].strip():
+            problems.append(Problem("This field is required.", field=name))
+    for name in PERSON_FIELDS:
+        value = payload.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(Problem("Must be a string.", field=name))
+    username = payload.get("username")
+    if isinstance(username, str) and username and not username.replace(".", "").replace("_", "").replace(
+            "-", "").isalnum():
+        problems.append(Problem("letters, digits, '.', '_' and '-' only", field="username"))
+    email = payload.get("email")
+    if isinstance(email, str) and email and "@" not in email:
+        problems.append(Problem("Must be an e-mail address.", field="email"))
+    commenced = payload.get("commenced_on")
+    if isinstance(commenced, str) and commenced:
+        try:
+            date.fromisoformat(commenced)
+        except ValueError:
+            problems.append(Problem("Must be a date (YYYY-MM-DD).", field="commenced_on"))
+    if problems:
+        raise Invalid("the person record has errors", problems)
+    values: dict[str, str | None] = {}
+    for name in PERSON_FIELDS:
+        raw = payload.get(name)
+        values[name] = raw.strip() or None if isinstance(raw, str) else None
+    return PersonInput(
+        username=values["username"] or "", name=values["name"] or "", email=values["email"] or "",
+        classification=values["classification"] or "", pay_point=values["pay_point"],
+        organisation=values["organisation"], supervisor=values["supervisor"], manager=values["manager"],
+        commenced_on=values["commenced_on"], ceo_delegate=bool(payload.get("ceo_delegate")),
+    )
+
+
+def _lookup(session: Session, username: str | None, field: str) -> Person | None:
+    if not username:
+        return None
+    person = session.scalars(select(Person).where(Person.username == username)).first()
+    if person is None:
+        raise Invalid("unknown person", [Problem(f"no person with the username {username!r}", field=field)])
+    return person
+
+
+def organisation_by_code(session: Session, code: str | None, create: bool = True) -> Organisation | None:
+    """The organisation with this code (created on first mention when `create`)."""
+    if not code:
+        return None
+    org = session.scalars(select(Organisation).where(Organisation.code == code)).first()
+    if org is None and create:
+        org = Organisation(code=code, name=code)
+        session.add(org)
+        session.flush()
+    return org
+
+
+def save_person(session: Session, data: PersonInput, existing: Person | None = None) -> Person:
+    """Create or update a person record from checked input."""
+    if existing is None and session.scalars(select(Person).where(Person.username == data.username)).first():
+        raise Conflict(f"a person named {data.username!r} already exists")
+    person = existing or Person(username=data.username)
+    supervisor = _lookup(session, data.supervisor, "supervisor")
+    manager = _lookup(session, data.manager, "manager")
+    if existing is not None and existing.id is not None and supervisor is not None and supervisor.id == existing.id:
+        raise Invalid("self-supervision", [Problem("a person cannot supervise themselves", field="supervisor")])
+    person.name = data.name
+    person.email = data.email
+    person.classification = data.classification.upper()
+    person.pay_point = data.pay_point
+    person.organisation = organisation_by_code(session, data.organisation)
+    person.supervisor = supervisor
+    person.manager = manager
+    person.commenced_on = date.fromisoformat(data.commenced_on) if data.commenced_on else None
+    person.ceo_delegate = data.ceo_delegate
+    session.add(person)
+    session.flush()
+    user = session.scalars(select(User).where(User.username == person.username)).first()
+    if user is not None and user.person_id is None:
+        user.person_id = person.id
+    return person
+
+
+def get_person(session: Session, username: str) -> Person:
+    """The person with this username, or NotFound."""
+    person = session.scalars(select(Person).where(Person.username == username)).first()
+    if person is None:
+        raise NotFound(f"no person with the username {username!r}")
+    return person
+
+
+def person_dict(session: Session, person: Person) -> dict[str, Any]:
+    """A person as the API shows it, with the people they supervise and manage."""
+    supervises = session.scalars(select(Person.username).where(Person.supervisor_id == person.id)
+                                 .order_by(Person.username)).all()
+    manages = session.scalars(select(Person.username).where(Person.manager_id == person.id)
+                              .order_by(Person.username)).all()
+    return {
+        "username": person.username, "name": person.name, "email": person.email,
+        "classification": person.classification, "pay_point": person.pay_point,
+        "organisation": person.organisation.code if person.organisation else None,
+        "supervisor": person.supervisor.username if person.supervisor else None,
+        "manager": person.manager.username if person.manager else None,
+        "commenced_on": person.commenced_on.isoformat() if person.commenced_on else None,
+        "ceo_delegate": person.ceo_delegate,
+        "supervisor_of": list(supervises), "manager_of": list(manages),
+    }

@@ -1,0 +1,112 @@
+"""The thin Flask front end: app factory, one blueprint per area, the REST API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g
+from flask_wtf.csrf import CSRFProtect
+
+from engine import clock
+from engine.config import Settings
+from engine.db import Database
+from engine.runtime import Runtime
+
+csrf = CSRFProtect()
+
+
+def _secret_key(instance_path: Path) -> str:
+    """NTPSWF_SECRET_KEY, or a random key kept in instance/ so sessions survive a restart."""
+    env = os.environ.get("NTPSWF_SECRET_KEY")
+    if env:
+        return env
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: settings from NTPSWF_* (or given), database, runtime, blueprints."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = settings or Settings.from_env()
+    app.config.from_mapping(
+        SECRET_KEY=_secret_key(Path(app.instance_path)),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+    )
+    app.config.from_prefixed_env("NTPSWF")
+    if test_config:
+        app.config.update(test_config)
+    clock.install()
+    db = Database(settings.database_url)
+    app.extensions["ntpswf"] = Services(db, settings, Runtime(db, settings))
+    csrf.init_app(app)
+
+    from web import api, auth, cases, cli, errors, people, tasks
+
+    cli.register(app)
+    app.add_template_filter(clause_label)
+
+    auth.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(cases.bp)
+    app.register_blueprint(people.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.teardown_appcontext
+    def _forget_user(_exc: BaseException | None) -> None:
+        g.pop("user", None)
+
+    return app
+
+
+def clause_label(clause: str | None) -> str:
+    """'D19-7' -> 'Determination 19, cl. 7'; 'MP-H' -> 'Mobility policy, home organisation'."""
+    if not clause:
+        return ""
+    if clause.startswith("D19-"):
+        return f"Determination 19, cl. {clause[4:]}"
+    parts = {"MP-0": "agreement (Schedules 1 and 2)", "MP-E": "employee", "MP-H": "home organisation",
+             "MP-T": "host organisation", "MP-O": "OCPE", "MP-L": "placement lifecycle"}
+    if clause in parts:
+        return f"Mobility policy, {parts[clause]}"
+    return clause
+
+
+class Services:
+    """What the views use: the database (read sessions), settings and the runtime service."""
+
+    def __init__(self, db: Database, settings: Settings, runtime: Runtime) -> None:
+        self.db = db
+        self.settings = settings
+        self.runtime = runtime
+
+
+def services() -> Services:
+    """The current app's services."""
+    from flask import current_app
+
+    svc: Services = current_app.extensions["ntpswf"]
+    return svc

@@ -1,0 +1,160 @@
+"""The `ntpswf` command line: a Flask CLI group over the app factory (`flask --app web ...` works too)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+
+from engine.models import ROLES
+from web import services
+
+db_cli = AppGroup("db", help="Database schema commands.")
+user_cli = AppGroup("user", help="Logins.")
+
+
+def alembic_config(url: str) -> object:
+    """The Alembic configuration for the migrations/ folder beside the packages."""
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = Config()
+    cfg.set_main_option("script_location", str(root / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(url: str) -> None:
+    """Create or migrate the database to the newest revision."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")  # type: ignore[arg-type]
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Create or migrate the database (Alembic)."""
+    upgrade_database(services().settings.database_url)
+    click.echo("database is up to date")
+
+
+@user_cli.command("add")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@with_appcontext
+def user_add(username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Add a login."""
+    from engine.errors import EngineError
+    from engine.users import create_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with services().db.unit_of_work() as uow:
+            create_user(uow.session, username, list(roles), password)
+            uow.commit()
+    except EngineError as exc:
+        raise click.ClickException("; ".join(
+            f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
+    click.echo(f"added {username} ({', '.join(roles)})")
+
+
+@click.command("deploy")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "actor", default="cli", help="who the deployment is recorded as")
+@with_appcontext
+def deploy_cmd(files: tuple[Path, ...], actor: str) -> None:
+    """Validate and deploy process definitions (with their forms from forms/) as new versions."""
+    from engine.definitions import deploy, read_bundle
+    from engine.errors import EngineError
+
+    svc = services()
+    try:
+        with svc.db.unit_of_work() as uow:
+            bundle = read_bundle({f.name: f.read_bytes() for f in files}, svc.settings.forms_dir)
+            results = deploy(uow.session, bundle, actor)
+            uow.commit()
+    except EngineError as exc:
+        for p in exc.problems:
+            click.echo(f"error: {p.element or p.field or ''}: {p.message}", err=True)
+        raise click.ClickException(exc.message) from exc
+    for r in results:
+        click.echo(f"{r.key} version {r.version}" + ("" if r.created else " (unchanged)"))
+
+
+@click.command("demo")
+@with_appcontext
+def demo_cmd() -> None:
+    """Load the demo organisation, people and cases (idempotent)."""
+    from engine.demo import load_demo
+
+    for line in load_demo(services().runtime):
+        click.echo(line)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--workers", default=1, type=int, help="WSGI worker processes")
+@click.option("--threads", default=4, type=int, help="threads per worker")
+@click.option("--no-scheduler", is_flag=True, help="do not run the timer scheduler beside the web server")
+def serve_cmd(host: str, port: int, workers: int, threads: int, no_scheduler: bool) -> None:
+    """Run the web app with a production WSGI server (gunicorn), and the timer scheduler unless told not to."""
+    scheduler = None
+    if not no_scheduler:
+        # One scheduler process beside all workers: workers never start one, so reloaders or N workers
+        # cannot multiply it; the database claims keep firing exactly-once even if someone starts more.
+        scheduler = subprocess.Popen([sys.executable, "-m", "web.cli", "scheduler"], env=dict(os.environ))
+    try:
+        from web.wsgi import serve
+
+        serve(host, port, workers, threads)
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()
+            scheduler.wait(timeout=10)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_cmd() -> None:
+    """Run the timer scheduler alone (for deployments with several web processes)."""
+    from engine.timers import run_scheduler_forever
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc = services()
+    app.logger.info("timer scheduler polling every %ss", svc.settings.timer_poll_seconds)
+    run_scheduler_forever(svc.runtime)
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app's CLI (so `flask --app web ...` has them)."""
+    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd):
+        if cmd.name not in app.cli.commands:
+            app.cli.add_command(cmd)
+
+
+def _create() -> Flask:
+    from web import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create, add_default_commands=False, add_version_option=False,
+                 help="NTPS workflows: pay progression and secondments as BPMN processes.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="ntpswf")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Map domain errors to HTTP: JSON for the API, a page for people."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound
+
+STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422}
+
+
+def status_of(exc: EngineError) -> int:
+    """The HTTP status of a domain error."""
+    for cls, code in STATUS.items():
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(EngineError)
+    def _engine_error(exc: EngineError) -> ResponseReturnValue:
+        code = status_of(exc)
+        if _wants_json():
+            return jsonify(errors=[p.as_dict() for p in exc.problems]), code
+        return render_template("error.html", code=code, message=exc.message, problems=exc.problems), code
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
+        return render_template("error.html", code=400,
+                               message="The form expired or was not sent from this site. Go back, reload and try again.",
+                               problems=[]), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        code = exc.code or 500
+        if _wants_json():
+            return jsonify(errors=[{"message": exc.description or exc.name}]), code
+        return render_template("error.html", code=code, message=exc.description, problems=[]), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        app.logger.exception("unhandled error")
+        if _wants_json():
+            return jsonify(errors=[{"message": "internal error; it has been logged"}]), 500
+        return render_template("error.html", code=500, message="Something went wrong; it has been logged.",
+                               problems=[]), 500

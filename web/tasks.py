@@ -1,0 +1,86 @@
+"""The task inbox and the task form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from engine import queries
+from engine.errors import Invalid
+from web import services
+from web.auth import current_user, login_required
+from web.formrender import parse_form, render_form
+
+bp = Blueprint("tasks", __name__)
+# Instructions are written by process owners and may cite case data with {{ }}; the sandbox keeps
+# them from reaching anything but the data, and autoescape keeps the data from becoming markup.
+_instructions_env = SandboxedEnvironment(autoescape=True)
+
+
+def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
+    """A task's instructions with {{ placeholders }} filled from the case data, escaped."""
+    if not text:
+        return Markup("")
+    try:
+        rendered = _instructions_env.from_string(text).render(**data)
+    except Exception:  # a bad template must not hide the task; show the text as written
+        rendered = str(Markup.escape(text))
+    paragraphs = [p.strip() for p in rendered.split("\n\n") if p.strip()]
+    return Markup("").join(Markup("<p>{}</p>").format(Markup(p.replace("\n", "<br>"))) for p in paragraphs)
+
+
+@bp.get("/")
+@login_required
+def inbox() -> ResponseReturnValue:
+    """Open tasks for the logged-in person and their groups."""
+    after = request.args.get("after", type=int)
+    with services().db.read() as s:
+        rows, next_cursor = queries.inbox(s, current_user(), after=after)
+        items = [queries.task_dict(t) for t in rows]
+    return render_template("inbox.html", items=items, next_cursor=next_cursor)
+
+
+def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list[str]] | None,
+               status: int = 200) -> ResponseReturnValue:
+    with services().db.read() as s:
+        task, workable = queries.get_task(s, current_user(), task_id)
+        form = queries.task_form(s, task)
+        info = queries.task_dict(task)
+        case = dict(task.instance.data or {})
+        instructions = render_instructions(task.instructions, case)
+    fields = None
+    if form["schema"]:
+        fields = render_form(form["schema"], form["ui_schema"], data if data is not None else form["data"], errors,
+                             readonly=not workable)
+    return render_template("task.html", task=info, workable=workable, fields=fields, schema=form["schema"],
+                           instructions=instructions, errors=errors or {}), status
+
+
+@bp.get("/tasks/<int:task_id>")
+@login_required
+def show(task_id: int) -> ResponseReturnValue:
+    """The task's page: instructions, the clause it applies, and its form."""
+    return _task_page(task_id, None, None)
+
+
+@bp.post("/tasks/<int:task_id>")
+@login_required
+def complete(task_id: int) -> ResponseReturnValue:
+    """Validate and submit the form; on errors show it again with each error under its field."""
+    with services().db.read() as s:
+        task, _workable = queries.get_task(s, current_user(), task_id)
+        schema = queries.task_form(s, task)["schema"]
+    data = parse_form(schema, request.form) if schema else {}
+    try:
+        instance_id = services().runtime.complete_task(current_user(), task_id, data)
+    except Invalid as exc:
+        errors: dict[str, list[str]] = {}
+        for p in exc.problems:
+            errors.setdefault(p.field or "", []).append(p.message)
+        return _task_page(task_id, data, errors, status=422)
+    flash("Done. The case has moved on.")
+    return redirect(url_for("cases.show", instance_id=instance_id))
