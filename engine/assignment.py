@@ -77,11 +77,9 @@ def groups_of(session: Session, user: User) -> set[str]:
     """The task groups a login belongs to: its HR/OCPE roles, and 'ceo' for the CEO or a delegate."""
     groups = {r for r in user.roles if r in ("hr", "ocpe")}
     person = user.person
-    if person is not None:
-        if person.ceo_delegate:
-            groups.add("ceo")
-        elif session.scalars(select(Organisation.id).where(Organisation.ceo_id == person.id)).first():
-            groups.add("ceo")
+    if person is not None and (person.ceo_delegate or session.scalars(
+            select(Organisation.id).where(Organisation.ceo_id == person.id)).first()):
+        groups.add("ceo")
     return groups
 
 

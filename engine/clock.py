@@ -61,7 +61,7 @@ class _ClockedDatetime(datetime):
     """A datetime whose now() reads CLOCK; everything else is the standard class."""
 
     @classmethod
-    def now(cls, tz: tzinfo | None = None) -> _ClockedDatetime:  # type: ignore[override]
+    def now(cls, tz: tzinfo | None = None) -> _ClockedDatetime:
         current = CLOCK.now()
         if tz is None:  # naive local time, as datetime.now() gives
             local = current.astimezone()
@@ -74,4 +74,4 @@ def install() -> None:
     """Point SpiffWorkflow's timer arithmetic at CLOCK (idempotent)."""
     from SpiffWorkflow.bpmn.specs.event_definitions import timer
 
-    timer.datetime = _ClockedDatetime  # type: ignore[misc]
+    timer.datetime = _ClockedDatetime

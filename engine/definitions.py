@@ -18,13 +18,13 @@ from typing import Any
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine import forms as form_checks
 from engine.assignment import KNOWN_LANES
@@ -239,7 +239,7 @@ def _timer_literal_problems(expression: str) -> list[str]:
     text = expression.strip()
     if not text:
         return ["timer expression is empty"]
-    if text[0] not in "\"'" and (text.upper().startswith(("P", "R")) and text[1:2].isdigit() or text[:4].isdigit()):
+    if text[0] not in "\"'" and ((text.upper().startswith(("P", "R")) and text[1:2].isdigit()) or text[:4].isdigit()):
         return [f"timer expression {text!r} is an unquoted literal; write it as a string, e.g. \"{text}\""]
     literal = text.strip("\"'") if text[0] in "\"'" and text[-1] == text[0] else None
     if literal is not None and literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():

@@ -30,7 +30,9 @@ def task_dict(task: HumanTask) -> dict[str, Any]:
     }
 
 
-def inbox(session: Session, user: User, after: int | None = None, limit: int = 50) -> tuple[list[HumanTask], int | None]:
+def inbox(
+    session: Session, user: User, after: int | None = None, limit: int = 50
+) -> tuple[list[HumanTask], int | None]:
     """Open tasks the user may work on, oldest first, keyset-paged by task id."""
     mine = []
     if user.person_id is not None:

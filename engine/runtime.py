@@ -14,8 +14,6 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -24,19 +22,21 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import serialization, starters
 from engine.access import may_start, may_view_instance
 from engine.assignment import may_work, person_by_username, resolve_lane
 from engine.clock import CLOCK
 from engine.config import Settings
-from engine.db import Database, UnitOfWork
+from engine.db import Database
 from engine.definitions import SPECS, latest_definition
 from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.forms import validate
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer, User
-from engine.scripts import ScriptError, make_script_engine
 from engine.scripthelpers import script_helpers
+from engine.scripts import ScriptError, make_script_engine
 
 log = logging.getLogger(__name__)
 
@@ -303,18 +303,18 @@ class Runtime:
                 timer_row.state = "fired" if timer_row.due_at <= CLOCK.now() else "closed"
                 timer_row.claimed_until = None
         for tid, (t, due, kind) in waiting.items():
-            timer_row = existing.get(tid)
-            if timer_row is None:
+            current = existing.get(tid)
+            if current is None:
                 session.add(Timer(
                     instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
                     name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due, state="waiting",
                     attempts=0,
                 ))
             else:
-                if timer_row.due_at != due:
-                    timer_row.due_at = due
-                timer_row.state = "waiting"
-                timer_row.claimed_until = None
+                if current.due_at != due:
+                    current.due_at = due
+                current.state = "waiting"
+                current.claimed_until = None
 
 
 
@@ -389,7 +389,8 @@ def case_data(wf: BpmnWorkflow) -> dict[str, Any]:
     ready = wf.get_tasks(state=TaskState.READY, manual=True)
     if ready:
         data.update(ready[0].data)
-    return _jsonable(data)
+    clean: dict[str, Any] = _jsonable(data)
+    return clean
 
 
 def _jsonable(value: Any) -> Any:

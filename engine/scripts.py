@@ -460,23 +460,43 @@ _KEPT_SCALARS = (str, int, float, bool, type(None), date, Decimal)  # date cover
 _JSON_KEYS = (str, int, float, bool, type(None))
 
 
-# Deeper than this is refused: json and SpiffWorkflow's serializer recurse, and so does the check.
+# Deeper than this cannot be kept: json and SpiffWorkflow's serializer recurse, and so does the check.
 _MAX_DEPTH = 100
+# Task data that would serialize to more values than this is not kept.  Sharing makes the limit
+# necessary: `v = [v, v]` sixty times is 60 small lists in memory but 2**60 values once serialized.
+MAX_DATA_NODES = 1_000_000
 
 
-def _is_jsonish(value: Any, depth: int = 0) -> bool:
-    """True for values the task-data serializer can store: scalars, dates, Decimals, lists, dicts."""
+def _serialized_size(value: Any, memo: dict[int, int | None], depth: int = 0) -> int | None:
+    """How many values the serializer would write for ``value``; None when it cannot be serialized.
+
+    Kept: str, int, float, bool, None, date, datetime, Decimal, and lists and dicts (JSON keys) of
+    them.  ``memo`` makes shared containers cost once, so the check stays linear in memory size.
+    """
     if callable(value):
-        return False
+        return None
     if isinstance(value, _KEPT_SCALARS):
-        return True
-    if depth >= _MAX_DEPTH:  # also ends lists and dicts that contain themselves
-        return False
+        return 1
+    key = id(value)
+    if key in memo:
+        return memo[key]  # None while in progress as well: meeting it again means a cycle
+    if depth >= _MAX_DEPTH:
+        return None
     if isinstance(value, list):
-        return all(_is_jsonish(item, depth + 1) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, _JSON_KEYS) and _is_jsonish(v, depth + 1) for k, v in value.items())
-    return False
+        children: Iterable[Any] = value
+    elif isinstance(value, dict) and all(isinstance(k, _JSON_KEYS) for k in value):
+        children = value.values()
+    else:
+        return None
+    memo[key] = None
+    total = 1
+    for child in children:
+        size = _serialized_size(child, memo, depth + 1)
+        if size is None:
+            return None
+        total += size
+    memo[key] = total
+    return total
 
 
 _MACHINERY_KEYS = frozenset({"__builtins__", "__warningregistry__"})
@@ -516,9 +536,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
         scope["__builtins__"] = _BUILTINS
         return _run_limited(lambda: eval(code, scope), self.time_limit_seconds)  # noqa: S307 - restricted code
 
-    def execute(
-        self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None
-    ) -> bool:
+    def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
         """Run a script with the task data as its globals, then scrub the task data."""
         external = dict(external_context or {})
         self._check_for_overwrite(context, external)
@@ -537,26 +555,26 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
         clashes = sorted(set(context) & (set(self.helpers) | set(external)))
         if clashes:
             raise ValueError(
-                "task data overwrites predefined function(s); rename these variables or fields: "
-                + ", ".join(clashes)
+                "task data overwrites predefined function(s); rename these variables or fields: " + ", ".join(clashes)
             )
 
     def _scrub(self, context: dict[str, Any], external: Mapping[str, Any]) -> None:
         """Remove helpers, machinery and anything that would not serialize from the task data."""
+        memo: dict[int, int | None] = {}
+        total = 0
         for key in list(context):
-            if (
-                key in _MACHINERY_KEYS
-                or key in self.helpers
-                or key in external
-                or not _is_jsonish(context[key])
-            ):
+            if key in _MACHINERY_KEYS or key in self.helpers or key in external:
                 del context[key]
+                continue
+            size = _serialized_size(context[key], memo)
+            if size is None or total + size > MAX_DATA_NODES:
+                del context[key]
+            else:
+                total += size
 
 
 def make_script_engine(
     helpers: Mapping[str, Callable[..., Any]] | None = None, *, time_limit_seconds: float = 2.0
 ) -> PythonScriptEngine:
     """A SpiffWorkflow script engine that runs every script and expression restricted."""
-    return PythonScriptEngine(
-        environment=RestrictedEnvironment(helpers, time_limit_seconds=time_limit_seconds)
-    )
+    return PythonScriptEngine(environment=RestrictedEnvironment(helpers, time_limit_seconds=time_limit_seconds))

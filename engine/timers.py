@@ -9,6 +9,7 @@ retried with back-off; after the last attempt the row becomes a failed timer, an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -40,7 +41,7 @@ class TimerPolicy:
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential back-off: 5 s, 10 s, 20 s, ..."""
-        return self.base_backoff * (2 ** max(0, attempts - 1))
+        return self.base_backoff * int(2 ** max(0, attempts - 1))
 
 
 def _worker_id() -> str:
@@ -195,7 +196,5 @@ def run_scheduler_forever(runtime: Runtime) -> None:
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(service.poll, "interval", seconds=runtime.settings.timer_poll_seconds, max_instances=1,
                       coalesce=True, next_run_time=CLOCK.now(), id="timer-poll")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass

@@ -17,6 +17,7 @@ from engine.errors import Conflict, Invalid, NotFound, Problem
 from engine.models import ROLES, ApiToken, Organisation, Person, User
 
 TOKEN_LIFETIME = timedelta(hours=12)
+NO_PASSWORD = "!"  # noqa: S105 - not a password: a hash value no password can match
 # A hash to compare against when the username is unknown, so a wrong username costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-password")
 
@@ -39,7 +40,7 @@ def create_user(session: Session, username: str, roles: list[str], password: str
     person = session.scalars(select(Person).where(Person.username == username)).first()
     user = User(username=username, roles=sorted(set(roles)),
                 # "!" never matches a hash: a login without a password cannot log in
-                password_hash=password_hash or (hash_password(password) if password else "!"),
+                password_hash=password_hash or (hash_password(password) if password else NO_PASSWORD),
                 person_id=person.id if person else None, active=True, created_at=CLOCK.now())
     session.add(user)
     session.flush()
@@ -49,7 +50,7 @@ def create_user(session: Session, username: str, roles: list[str], password: str
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this username and password, or None (same cost either way)."""
     user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None or not user.active or user.password_hash == "!":
+    if user is None or not user.active or user.password_hash == NO_PASSWORD:
         check_password_hash(_DUMMY_HASH, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None

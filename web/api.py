@@ -12,11 +12,19 @@ from flask.typing import ResponseReturnValue
 from engine import leave as leave_service
 from engine import queries
 from engine.access import may_manage_people, may_view_person
-from engine.definitions import list_latest, read_bundle
 from engine.definitions import deploy as deploy_bundle
+from engine.definitions import list_latest, read_bundle
 from engine.errors import Forbidden, Invalid, NotFound, Problem
 from engine.models import User
-from engine.users import authenticate, get_person, issue_token, parse_person, person_dict, save_person, user_for_token
+from engine.users import (
+    authenticate,
+    get_person,
+    issue_token,
+    parse_person,
+    person_dict,
+    save_person,
+    user_for_token,
+)
 from web import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -36,9 +36,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> ResponseReturnValue:
-        return render_template("error.html", code=400,
-                               message="The form expired or was not sent from this site. Go back, reload and try again.",
-                               problems=[]), 400
+        message = "The form expired or was not sent from this site. Go back, reload and try again."
+        return render_template("error.html", code=400, message=message, problems=[]), 400
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -26,11 +27,19 @@ def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
     if not text:
         return Markup("")
     try:
+        # autoescape: the result is plain text with every value from the data escaped
         rendered = _instructions_env.from_string(text).render(**data)
     except Exception:  # a bad template must not hide the task; show the text as written
-        rendered = str(Markup.escape(text))
+        rendered = text
     paragraphs = [p.strip() for p in rendered.split("\n\n") if p.strip()]
-    return Markup("").join(Markup("<p>{}</p>").format(Markup(p.replace("\n", "<br>"))) for p in paragraphs)
+    return Markup("").join(
+        Markup("<p>{}</p>").format(Markup("<br>").join(escape_text(line) for line in p.split("\n")))
+        for p in paragraphs)
+
+
+def escape_text(text: str) -> Markup:
+    """Escape text that may already contain escaped entities from the sandboxed render (no double escaping)."""
+    return Markup.escape(html.unescape(text))
 
 
 @bp.get("/")

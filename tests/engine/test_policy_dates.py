@@ -248,9 +248,7 @@ def test_parse_date_accepts_iso_text_and_dates() -> None:
     assert parse_date(datetime(2026, 7, 1, 13, 5)) == date(2026, 7, 1)
 
 
-@pytest.mark.parametrize(
-    "bad", ["2026-13-01", "2026-02-30", "01/07/2026", "20260701", "", "2026-07-01T00:00", None, 3]
-)
+@pytest.mark.parametrize("bad", ["2026-13-01", "2026-02-30", "01/07/2026", "20260701", "", "2026-07-01T00:00", None, 3])
 def test_parse_date_names_the_bad_value(bad: object) -> None:
     with pytest.raises(ValueError, match="expected YYYY-MM-DD") as excinfo:
         parse_date(bad)  # type: ignore[arg-type]

@@ -130,6 +130,20 @@ def test_non_serializable_values_are_scrubbed(env: RestrictedEnvironment) -> Non
     assert data == {"keep": [1, {"a": None}], "ok": {"when": date(2026, 1, 1), 1: "int key"}}
 
 
+def test_data_that_would_explode_when_serialized_is_scrubbed(env: RestrictedEnvironment) -> None:
+    data: dict[str, Any] = {}
+    started = time.monotonic()
+    env.execute(
+        "twice = []\ntwice.append(twice)\ntwice.append(twice)\n"
+        "shared = [1]\nfor i in range(80):\n    shared = [shared, shared]\n"
+        "deep = []\nfor i in range(500):\n    deep = [deep]\n"
+        "fine = [[1, 2]] * 3",
+        data,
+    )
+    assert time.monotonic() - started < 1.0
+    assert data == {"fine": [[1, 2], [1, 2], [1, 2]], "i": 499}
+
+
 def test_task_data_shadowing_a_helper_is_refused(env: RestrictedEnvironment) -> None:
     with pytest.raises(ValueError, match="double"):
         env.execute("y = 1", {"double": 3})
@@ -189,9 +203,7 @@ def test_dangerous_code_is_refused_at_run_time(env: RestrictedEnvironment, sourc
     assert data == {"x": 1}
 
 
-@pytest.mark.parametrize(
-    ("source", "message"), [s for s in DANGEROUS if "\n" not in s[0] and "import " not in s[0]]
-)
+@pytest.mark.parametrize(("source", "message"), [s for s in DANGEROUS if "\n" not in s[0] and "import " not in s[0]])
 def test_dangerous_expressions_are_refused(env: RestrictedEnvironment, source: str, message: str) -> None:
     assert any(message in p for p in check_code(source, "eval"))
     with pytest.raises(ScriptError, match="expression refused"):
@@ -214,9 +226,7 @@ def test_check_code_reports_every_problem() -> None:
 
 def test_statements_that_could_outlive_the_time_limit_are_refused() -> None:
     assert check_code("with x:\n    pass", "exec") == ["with statements are not allowed (line 1)"]
-    assert check_code("try:\n    pass\nfinally:\n    pass", "exec") == [
-        "try statements are not allowed (line 1)"
-    ]
+    assert check_code("try:\n    pass\nfinally:\n    pass", "exec") == ["try statements are not allowed (line 1)"]
     assert check_code("class A:\n    pass", "exec") == ["class definitions are not allowed (line 1)"]
     assert check_code("def g():\n    yield 1", "exec") == ["generators (yield) are not allowed (line 2)"]
 
