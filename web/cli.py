@@ -33,7 +33,7 @@ def upgrade_database(url: str) -> None:
     """Create or migrate the database to the newest revision."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")  # type: ignore[arg-type]
+    command.upgrade(alembic_config(url), "heads")  # type: ignore[arg-type]
 
 
 @db_cli.command("upgrade")

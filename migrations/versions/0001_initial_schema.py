@@ -74,8 +74,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
-    if op.get_bind().dialect.name != "sqlite":  # SQLite cannot add a constraint to an existing table
-        op.create_foreign_key('fk_org_ceo', 'organisation', 'person', ['ceo_id'], ['id'])
+    # organisation.ceo_id -> person.id closes a cycle, so it is added once both tables exist
+    # (batch mode rebuilds the still-empty table on SQLite, which cannot ALTER ... ADD CONSTRAINT).
+    with op.batch_alter_table('organisation') as batch:
+        batch.create_foreign_key('fk_org_ceo', 'person', ['ceo_id'], ['id'])
     op.create_table('app_user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=80), nullable=False),
@@ -231,6 +233,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('organisation') as batch:
+        batch.drop_constraint('fk_org_ceo', type_='foreignkey')
     with op.batch_alter_table('timer', schema=None) as batch_op:
         batch_op.drop_index('ix_timer_state_due')
         batch_op.drop_index('ix_timer_instance')
