@@ -7,6 +7,7 @@ counts up per key. Identical content deployed again is a no-op.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import threading
@@ -241,7 +242,11 @@ def _timer_literal_problems(expression: str) -> list[str]:
         return ["timer expression is empty"]
     if text[0] not in "\"'" and ((text.upper().startswith(("P", "R")) and text[1:2].isdigit()) or text[:4].isdigit()):
         return [f"timer expression {text!r} is an unquoted literal; write it as a string, e.g. \"{text}\""]
-    literal = text.strip("\"'") if text[0] in "\"'" and text[-1] == text[0] else None
+    try:  # only a plain string literal can be checked without data; expressions are checked by compiling
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    literal = value if isinstance(value, str) else None
     if literal is not None and literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():
         return [f"{literal!r} is not a valid ISO 8601 duration (weeks cannot follow T; use \"P28D\" or \"P4W\")"]
     if literal is not None:
