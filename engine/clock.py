@@ -41,6 +41,11 @@ class Clock:
             else:
                 self._offset += delta
 
+    def set_offset(self, offset: timedelta) -> None:
+        """Run the wall clock shifted by `offset` (demo time travel; shared through the database)."""
+        with self._lock:
+            self._offset = offset
+
     def reset(self) -> None:
         """Back to the wall clock."""
         with self._lock:

@@ -91,3 +91,15 @@ def _smtp(url: str) -> smtplib.SMTP:
     if parts.username:
         conn.login(unquote(parts.username), unquote(parts.password or ""))
     return conn
+
+
+def mark_all_read(db: Database, person_id: int) -> int:
+    """Mark a person's unread notices read; returns how many."""
+    count = 0
+    with db.unit_of_work() as uow:
+        for row in uow.session.scalars(select(Notification).where(Notification.person_id == person_id,
+                                                                  Notification.read_at.is_(None))):
+            row.read_at = CLOCK.now()
+            count += 1
+        uow.commit()
+    return count

@@ -58,6 +58,10 @@ class TimerService:
 
     def poll(self) -> int:
         """One tick: fire what is due (batch after batch), escalate, send mail. Returns timers fired."""
+        if self.runtime.settings.demo_mode:
+            from engine import demo_clock
+
+            demo_clock.sync(self.runtime.db)
         fired = 0
         while True:
             claimed = self.claim()
@@ -164,6 +168,25 @@ class TimerService:
             if a.group:
                 people += group_members(s, a.group)
         return people
+
+
+def failed_timers(session: Session) -> list[Timer]:
+    """Timers that used up their attempts: the incidents admins see."""
+    return list(session.scalars(select(Timer).where(Timer.state == "failed").order_by(Timer.id)))
+
+
+def retry_failed(runtime: Runtime, timer_id: int, actor: str) -> None:
+    """Give a failed timer a fresh set of attempts (after its cause was fixed); audited."""
+    with runtime.db.unit_of_work() as uow:
+        timer = uow.session.get(Timer, timer_id)
+        if timer is None or timer.state != "failed":
+            from engine.errors import Conflict
+
+            raise Conflict("that timer is not a failed timer")
+        timer.state, timer.attempts, timer.claimed_until = "waiting", 0, None
+        audit(uow.session, timer.instance_id, actor, "incident_retried", element=timer.element,
+              last_error=timer.last_error)
+        uow.commit()
 
 
 def task_escalate_to(runtime: Runtime, task: HumanTask) -> str | None:

@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     app.register_blueprint(cases.bp)
     app.register_blueprint(people.bp)
     app.register_blueprint(api.bp)
+    from web import admin
+
+    app.register_blueprint(admin.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
 
     @app.after_request

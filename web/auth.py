@@ -23,6 +23,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _load_user() -> None:
+        if services().settings.demo_mode:  # demo time travel: every process follows the shared offset
+            from engine import demo_clock
+
+            demo_clock.sync(services().db)
         user_id = session.get("user_id")
         g.user = None
         if user_id is not None:
