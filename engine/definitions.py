@@ -7,9 +7,9 @@ counts up per key. Identical content deployed again is a no-op.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,24 +21,27 @@ from defusedxml import DefusedXmlException
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import forms as form_checks
+from engine import validation as checks
 from engine.assignment import KNOWN_LANES
 from engine.clock import CLOCK
 from engine.errors import Invalid, Problem
-from engine.models import ProcessDefinition
+from engine.models import AuditEvent, ProcessDefinition
 from engine.scripts import check_code
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_FORM_BYTES = 512 * 1024
-RESERVED_IDS = frozenset({"Start", "End", "Root"})
+RESERVED_IDS = checks.RESERVED_IDS
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 DMN_NAMESPACES = ("https://www.omg.org/spec/DMN/", "http://www.omg.org/spec/DMN/")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ParsedProcess:
     spec: Any
     subprocess_specs: dict[str, Any]
     forms: dict[str, Any]
+    files: list[str] = field(default_factory=list)  # the sources it is built from
 
 
 @dataclass(frozen=True)
@@ -142,27 +146,31 @@ def _is_dmn(root: etree._Element) -> bool:
     return isinstance(root.tag, str) and root.tag.startswith("{") and root.tag[1:].startswith(DMN_NAMESPACES)
 
 
-def parse_bundle(bundle: Bundle) -> list[ParsedProcess]:
-    """Validate and parse a bundle; raise Invalid listing every problem with its element."""
+def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
+    """Validate and parse a bundle; raise Invalid listing every problem with its element.
+
+    `strict=False` only parses (what SpiffWorkflow needs to build the specs): used to load versions that
+    were validated when they were deployed, so that a check added later cannot strand running cases.
+    """
     problems: list[Problem] = []
     parser = SpiffBpmnParser(validator=VALIDATOR)
+    roots: dict[str, etree._Element] = {}
     for name, text in bundle.sources.items():
-        root = safe_xml(name, text)
-        for node in root.iter():
-            if isinstance(node.tag, str) and node.get("id") in RESERVED_IDS:
-                problems.append(Problem(
-                    f"the id '{node.get('id')}' is reserved by the engine; rename it", element=node.get("id")))
+        root = roots[name] = safe_xml(name, text)
+        if strict:
+            problems.extend(checks.check_document(root))
         try:
             if _is_dmn(root):
                 parser.add_dmn_xml(root, filename=name)
             else:
                 parser.add_bpmn_xml(root, filename=name)
         except ValidationException as exc:
-            problems.append(_validation_problem(exc, name))
-        except (SpiffWorkflowException, etree.LxmlError, KeyError, ValueError) as exc:
-            problems.append(Problem(f"{name}: {exc}", element=name))
+            problems.append(checks.parser_problem(exc, name, root))
+        except Exception as exc:  # SpiffWorkflow raises many kinds on odd input; none may become a 500
+            log.info("parse of %s failed", name, exc_info=True)
+            problems.append(Problem(f"{name}: cannot be parsed: {type(exc).__name__}: {exc}", element=name))
     if problems:
-        raise Invalid("the definition was refused", problems)
+        raise Invalid("the definition was refused", _dedupe(problems))
     keys = parser.get_process_ids()
     if not keys:
         raise Invalid("no executable process", [Problem(
@@ -173,45 +181,101 @@ def parse_bundle(bundle: Bundle) -> list[ParsedProcess]:
             spec = parser.get_spec(key)
             subs = parser.get_subprocess_specs(key)
         except ValidationException as exc:
-            problems.append(_validation_problem(exc, exc.file_name))
+            file_name = getattr(exc, "file_name", "") or ""
+            problems.append(checks.parser_problem(exc, file_name or key, roots.get(file_name)))
             continue
-        except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
-            problems.append(Problem(f"cannot build process: {exc}", element=key))
+        except Exception as exc:  # see above
+            log.info("building %s failed", key, exc_info=True)
+            problems.append(Problem(f"cannot build process: {type(exc).__name__}: {exc}", element=key))
             continue
-        forms, spec_problems = _check_specs([spec, *(s for s in subs.values() if s is not None)], bundle)
+        all_specs = [spec, *(s for s in subs.values() if s is not None)]
+        forms, spec_problems = _check_specs(all_specs, bundle, strict)
         problems.extend(spec_problems)
         missing = [name for name, s in subs.items() if s is None]
         problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
-        parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms))
+        files = _files_of(parser, key, subs, all_specs, bundle)
+        parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms, files))
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
     return parsed
 
 
-def _validation_problem(exc: ValidationException, filename: str | None) -> Problem:
-    element = getattr(exc, "id", "") or getattr(exc, "name", "") or filename or None
-    line = getattr(exc, "line_number", "")
-    where = f" (line {line})" if line else ""
-    return Problem(f"{exc}{where}", element=element)
+def validate_bundle(bundle: Bundle) -> list[Problem]:
+    """Every problem of a bundle (an empty list when it would deploy); never raises for bad content."""
+    try:
+        parse_bundle(bundle)
+    except Invalid as exc:
+        return exc.problems
+    return []
+
+
+def _files_of(parser: Any, key: str, subs: Mapping[str, Any], specs: list[Any], bundle: Bundle) -> list[str]:
+    """The source files a process is built from: its own, those of the processes it calls, the DMN it uses."""
+    files: list[str] = []
+    for name in (key, *subs):
+        process_parser = parser.get_process_parser(name)
+        filename = getattr(process_parser, "filename", None)
+        if filename in bundle.sources and filename not in files:
+            files.append(filename)
+    decisions = {(getattr(ts, "extensions", None) or {}).get("calledDecisionId")
+                 for spec in specs for ts in spec.task_specs.values()}
+    for decision in sorted(d for d in decisions if d):
+        dmn = getattr(parser, "dmn_parsers", {}).get(decision)
+        filename = getattr(dmn, "filename", None)
+        if filename in bundle.sources and filename not in files:
+            files.append(filename)
+    return files or list(bundle.sources)
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _check_specs(specs: list[Any], bundle: Bundle) -> tuple[dict[str, Any], list[Problem]]:
-    """Check what SpiffWorkflow does not: forms, scripts, conditions, timers, lanes."""
+def _check_specs(specs: list[Any], bundle: Bundle, strict: bool) -> tuple[dict[str, Any], list[Problem]]:
+    """Check what SpiffWorkflow does not: forms, scripts, conditions, timers, lanes, engine properties."""
     forms: dict[str, Any] = {}
     problems: list[Problem] = []
+    timers: list[tuple[str, TimerEventDefinition]] = []
     for spec in specs:
         for ts in spec.task_specs.values():
             element = getattr(ts, "bpmn_id", None)
             if element is None:
                 continue  # internal specs (Start, End, Root)
-            problems.extend(_check_task_code(ts, element))
-            if isinstance(ts, UserTask):
-                problems.extend(_check_user_task(ts, element, bundle, forms))
+            if strict:
+                problems.extend(_check_task_code(ts, element))
+                event_definition = getattr(ts, "event_definition", None)
+                if isinstance(event_definition, TimerEventDefinition):
+                    timers.append((element, event_definition))
+            if isinstance(ts, UserTask | ManualTask):
+                problems.extend(_check_human_task(ts, element, bundle, forms, strict))
+            if strict and getattr(ts, "output_item", None) is not None:
+                problems.extend(_check_loop_output(spec, ts, element, bundle))
+    if strict:
+        # Timers last: their sample data comes from every form the process uses.
+        sample = checks.sample_data(forms)
+        for element, event_definition in timers:
+            if _timer_literal_problems(event_definition.expression) or check_code(event_definition.expression, "eval"):
+                continue  # already reported
+            problem = checks.evaluate_timer(event_definition, sample)
+            if problem:
+                problems.append(Problem(problem, element=element))
     return forms, problems
+
+
+def _check_loop_output(spec: Any, ts: Any, element: str, bundle: Bundle) -> list[Problem]:
+    """A multi-instance human task's output item must be a field of its form, or nothing ever sets it."""
+    child = spec.task_specs.get(getattr(ts, "task_spec", None))
+    if not isinstance(child, UserTask | ManualTask):
+        return []
+    item = ts.output_item.bpmn_id
+    name = ((getattr(child, "extensions", None) or {}).get("properties", {})).get("formJsonSchemaFilename")
+    schema = (bundle.forms.get(name) or _form_from_dir(bundle.forms_dir, name)) if name else None
+    fields = schema.get("properties") if isinstance(schema, dict) else None
+    if isinstance(fields, dict) and item in fields:
+        return []
+    where = f"its form '{name}' has no field '{item}'" if name else "the task has no form"
+    return [Problem(f"the multi-instance output item '{item}' is never set: {where} "
+                    "(only form fields are kept when a task is completed)", element=element)]
 
 
 def _check_task_code(ts: Any, element: str) -> list[Problem]:
@@ -230,8 +294,16 @@ def _check_task_code(ts: Any, element: str) -> list[Problem]:
     if isinstance(event_definition, TimerEventDefinition):
         snippets.append(("timer expression", event_definition.expression, "eval"))
         problems.extend(Problem(m, element=element) for m in _timer_literal_problems(event_definition.expression))
+    props = (getattr(ts, "extensions", None) or {}).get("properties", {})
+    if props.get("dueAt"):
+        snippets.append(("dueAt", props["dueAt"], "eval"))
+    for lane in (x.strip() for x in (props.get("escalateTo") or "").split(",")):
+        if lane and lane not in KNOWN_LANES:
+            problems.append(Problem(
+                f"escalateTo: lane '{lane}' does not resolve to a role (known: {', '.join(sorted(KNOWN_LANES))})",
+                element=element))
     for label, source, mode in snippets:
-        problems.extend(Problem(f"{label}: {msg}", element=element) for msg in check_code(source, mode))  # type: ignore[arg-type]
+        problems.extend(Problem(m, element=element) for m in checks.code_problems(label, source, mode))
     return problems
 
 
@@ -242,11 +314,7 @@ def _timer_literal_problems(expression: str) -> list[str]:
         return ["timer expression is empty"]
     if text[0] not in "\"'" and ((text.upper().startswith(("P", "R")) and text[1:2].isdigit()) or text[:4].isdigit()):
         return [f"timer expression {text!r} is an unquoted literal; write it as a string, e.g. \"{text}\""]
-    try:  # only a plain string literal can be checked without data; expressions are checked by compiling
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = None
-    literal = value if isinstance(value, str) else None
+    literal = text.strip("\"'") if text[0] in "\"'" and text[-1] == text[0] else None
     if literal is not None and literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():
         return [f"{literal!r} is not a valid ISO 8601 duration (weeks cannot follow T; use \"P28D\" or \"P4W\")"]
     if literal is not None:
@@ -260,10 +328,10 @@ def _timer_literal_problems(expression: str) -> list[str]:
     return []
 
 
-def _check_user_task(ts: UserTask, element: str, bundle: Bundle, forms: dict[str, Any]) -> list[Problem]:
+def _check_human_task(ts: Any, element: str, bundle: Bundle, forms: dict[str, Any], strict: bool) -> list[Problem]:
     problems: list[Problem] = []
     lane = ts.lane
-    if lane is not None and lane not in KNOWN_LANES:
+    if strict and lane is not None and lane not in KNOWN_LANES:
         problems.append(Problem(
             f"lane '{lane}' does not resolve to a role (known: {', '.join(sorted(KNOWN_LANES))})", element=element))
     props = (getattr(ts, "extensions", None) or {}).get("properties", {})
@@ -277,10 +345,10 @@ def _check_user_task(ts: UserTask, element: str, bundle: Bundle, forms: dict[str
         if content is None:
             problems.append(Problem(f"form '{name}' ({prop}) is missing", element=element))
             continue
-        if required:
+        if strict and required:
             problems.extend(Problem(f"form '{name}': {m}", element=element)
                             for m in form_checks.check_schema(content))
-        elif not isinstance(content, dict):
+        elif strict and not isinstance(content, dict):
             problems.append(Problem(f"UI schema '{name}' must be a JSON object", element=element))
         forms[name] = content
     return problems
@@ -295,27 +363,34 @@ def content_hash(sources: Mapping[str, str], forms: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def deploy(session: Session, bundle: Bundle, actor: str) -> list[Deployed]:
-    """Validate the bundle and add a version for each executable process whose content changed."""
+def deploy(session: Session, bundle: Bundle, actor: str, reason: str | None = None) -> list[Deployed]:
+    """Validate the bundle and add a version for each executable process whose content changed.
+
+    A version keeps only the files its process is built from, so editing one diagram of a folder does
+    not make new versions of the others. Each new version is audited (kind "deployed", no case).
+    """
     parsed = parse_bundle(bundle)
     results: list[Deployed] = []
     now = CLOCK.now()
     for proc in parsed:
-        digest = content_hash(bundle.sources, proc.forms)
-        latest = session.scalars(
-            select(ProcessDefinition).where(ProcessDefinition.key == proc.key)
-            .order_by(ProcessDefinition.version.desc()).limit(1)
-        ).first()
+        sources = {name: bundle.sources[name] for name in proc.files}
+        digest = content_hash(sources, proc.forms)
+        latest = latest_definition(session, proc.key)
         if latest is not None and latest.content_hash == digest:
             results.append(Deployed(proc.key, latest.version, created=False))
             continue
         version = (latest.version + 1) if latest is not None else 1
         row = ProcessDefinition(
-            key=proc.key, version=version, name=proc.name, sources=dict(bundle.sources), forms=proc.forms,
+            key=proc.key, version=version, name=proc.name, sources=sources, forms=proc.forms,
             content_hash=digest, executable=True, deployed_at=now, deployed_by=actor,
         )
         session.add(row)
         session.flush()
+        detail: dict[str, Any] = {"process": proc.key, "version": version, "definition_id": row.id,
+                                  "files": sorted(sources), "forms": sorted(proc.forms), "content_hash": digest}
+        if reason:
+            detail["reason"] = reason
+        session.add(AuditEvent(instance_id=None, at=now, actor=actor, kind="deployed", detail=detail))
         SPECS.put(row, proc)
         results.append(Deployed(proc.key, version, created=True))
     return results
@@ -364,7 +439,7 @@ class SpecCache:
         if cached is not None:
             return cached
         bundle = Bundle(sources=dict(definition.sources), forms=dict(definition.forms))
-        for proc in parse_bundle(bundle):
+        for proc in parse_bundle(bundle, strict=False):
             if proc.key == definition.key:
                 self.put(definition, proc)
                 return proc

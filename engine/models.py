@@ -296,3 +296,36 @@ class Leave(Base):
     counts_as_service: Mapped[bool] = mapped_column(Boolean)
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(80))
+
+
+class RateLimitHit(Base):
+    """One counted request in a rate-limited bucket (token requests per client, failed logins per username).
+
+    Kept in the database, not in process memory, so the limit holds across gunicorn workers and hosts."""
+
+    __tablename__ = "rate_limit_hit"
+    __table_args__ = (Index("ix_rate_limit_bucket_at", "bucket", "at"), Index("ix_rate_limit_at", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class BulkJob(Base):
+    """A long HR action (the annual pay progression starts) whose progress any web process can report."""
+
+    __tablename__ = "bulk_job"
+    __table_args__ = (Index("ix_bulk_job_kind_status", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # queued / running / finished / failed
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"started": [...], "skipped": [...]}
+    started_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

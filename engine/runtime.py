@@ -106,6 +106,8 @@ class Runtime:
             task = session.get(HumanTask, task_id)
             if task is None:
                 raise NotFound("no such task")
+            _lock_instance(session, task.instance_id)
+            session.refresh(task)  # the state as it is now that we hold the case
             if not may_work(session, user, task):
                 if may_view_instance(session, user, task.instance):
                     raise Forbidden("this task is assigned to someone else")
@@ -134,7 +136,7 @@ class Runtime:
         """Cancel a running case: its open tasks and timers close, and the reason is recorded."""
         with self.db.unit_of_work() as uow:
             session = uow.session
-            row = session.get(ProcessInstance, instance_id)
+            row = _lock_instance(session, instance_id)
             if row is None or not may_view_instance(session, user, row):
                 raise NotFound("no such case")
             if not user.has_role("admin", "hr") and row.started_by != user.username:
@@ -154,7 +156,7 @@ class Runtime:
         """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it."""
         with self.db.unit_of_work() as uow:
             session = uow.session
-            row = session.get(ProcessInstance, instance_id)
+            row = _lock_instance(session, instance_id)
             if row is None:
                 raise NotFound("no such case")
             if row.status != "running":
@@ -176,18 +178,17 @@ class Runtime:
         """Let the instance's due timers fire; returns how many timer rows were fired."""
         with self.db.unit_of_work() as uow:
             session = uow.session
-            row = session.get(ProcessInstance, instance_id)
+            row = _lock_instance(session, instance_id)
             if row is None or row.status != "running":
                 return 0
             loaded = self._load(session, row)
             now = CLOCK.now()
-            before = {t.spiff_task_id: (t, t.due_at) for t in _timer_rows(session, row.id)
-                      if t.state in ("waiting", "claimed") and t.due_at < now}
+            rows = _timer_rows(session, row.id)
+            before = [(t, t.due_at) for t in rows if t.state in ("waiting", "claimed") and t.due_at < now]
             loaded.workflow.refresh_timers()
-            self._run(session, loaded, TIMER_ACTOR)
-            after = {t.spiff_task_id: t for t in _timer_rows(session, row.id) if t.state == "waiting"}
+            self._run(session, loaded, TIMER_ACTOR, rows)
             # Gone, or (a cycle) moved on to its next due time: either way it fired.
-            fired = [(t, due) for tid, (t, due) in before.items() if tid not in after or after[tid].due_at != due]
+            fired = [(t, due) for t, due in before if t.state != "waiting" or t.due_at != due]
             for t, due in fired:
                 audit(session, row.id, TIMER_ACTOR, "timer_fired", element=t.element, name=t.name,
                       due_at=due.isoformat())
@@ -219,14 +220,15 @@ class Runtime:
         # Never let a form set keys it does not declare (outcome, assign, employee...).
         return {k: v for k, v in data.items() if k in allowed}
 
-    def _run(self, session: Session, loaded: Loaded, actor: str) -> None:
+    def _run(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
         try:
             loaded.workflow.do_engine_steps()
         except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
             raise _script_failure(exc, None) from exc
-        self._save(session, loaded, actor)
+        with session.no_autoflush:  # one flush at commit instead of one per query
+            self._save(session, loaded, actor, timer_rows)
 
-    def _save(self, session: Session, loaded: Loaded, actor: str) -> None:
+    def _save(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
         wf, row = loaded.workflow, loaded.row
         now = CLOCK.now()
         row.data = case_data(wf)
@@ -236,15 +238,16 @@ class Runtime:
             row.status, row.ended_at = "completed", now
             audit(session, row.id, actor, "completed", outcome=row.data.get("outcome"))
         self._sync_tasks(session, loaded, actor)
-        self._sync_timers(session, loaded)
+        self._sync_timers(session, loaded, timer_rows)
 
     def _sync_tasks(self, session: Session, loaded: Loaded, actor: str) -> None:
         wf, row = loaded.workflow, loaded.row
         ready = {} if row.status != "running" else {
             str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)
         }
+        # Re-check the state in Python: rows changed earlier in this unit of work are not flushed yet.
         open_rows = {t.spiff_task_id: t for t in session.scalars(
-            select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.state == "open"))}
+            select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.state == "open")) if t.state == "open"}
         for tid, task_row in open_rows.items():
             if tid not in ready:
                 task_row.state = "cancelled"
@@ -286,7 +289,7 @@ class Runtime:
             return None
         return due_from_value(value, self.settings.timezone)
 
-    def _sync_timers(self, session: Session, loaded: Loaded) -> None:
+    def _sync_timers(self, session: Session, loaded: Loaded, rows: list[Timer] | None = None) -> None:
         wf, row = loaded.workflow, loaded.row
         waiting: dict[str, tuple[Any, datetime, str]] = {}
         if row.status == "running":
@@ -297,7 +300,8 @@ class Runtime:
                 due = timer_due(event, t)
                 if due is not None:
                     waiting[str(t.id)] = (t, due, _timer_kind(event))
-        existing = {t.spiff_task_id: t for t in _timer_rows(session, row.id) if t.state in ("waiting", "claimed")}
+        rows = _timer_rows(session, row.id) if rows is None else rows
+        existing = {t.spiff_task_id: t for t in rows if t.state in ("waiting", "claimed")}
         for tid, timer_row in existing.items():
             if tid not in waiting:
                 timer_row.state = "fired" if timer_row.due_at <= CLOCK.now() else "closed"
@@ -319,6 +323,16 @@ class Runtime:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _lock_instance(session: Session, instance_id: int) -> ProcessInstance | None:
+    """Load a case holding its row lock (PostgreSQL), so writers of one case queue instead of colliding.
+
+    Two people completing the two branches of a parallel gateway then both succeed, one after the
+    other, on the current state. SQLite's write transaction is already exclusive. The optimistic
+    `lock_version` stays as the guard for any writer that does not take the lock.
+    """
+    return session.get(ProcessInstance, instance_id, with_for_update=True, populate_existing=True)
 
 
 def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:

@@ -83,27 +83,22 @@ class TimerService:
                    and_(Timer.state == "claimed", Timer.claimed_until < now))
 
     def claim(self) -> list[tuple[int, int]]:
-        """Claim up to `batch` due timers: [(timer id, instance id)]."""
-        now = CLOCK.now()
-        until = now + self.policy.lease
+        """Claim up to `batch` due timers in one statement: [(timer id, instance id)].
+
+        PostgreSQL: the subquery locks due rows with FOR UPDATE SKIP LOCKED, so concurrent schedulers
+        take disjoint rows without waiting. SQLite: the write transaction (BEGIN IMMEDIATE) already
+        serialises schedulers, and the outer WHERE repeats the due condition as a guard.
+        """
+        until = CLOCK.now() + self.policy.lease
+        due = select(Timer.id).where(self._due_clause()).order_by(Timer.due_at).limit(self.policy.batch)
+        if self.runtime.db.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        stmt = (update(Timer).where(Timer.id.in_(due.scalar_subquery()), self._due_clause())
+                .values(state="claimed", claimed_until=until, claimed_by=self.worker, attempts=Timer.attempts + 1)
+                .returning(Timer.id, Timer.instance_id)
+                .execution_options(synchronize_session=False))
         with self.runtime.db.unit_of_work() as uow:
-            s = uow.session
-            query = select(Timer.id, Timer.instance_id).where(self._due_clause()).order_by(Timer.due_at).limit(
-                self.policy.batch)
-            if self.runtime.db.is_postgres:
-                rows = s.execute(query.with_for_update(skip_locked=True, of=Timer)).all()
-                ids = [r[0] for r in rows]
-                if ids:
-                    s.execute(update(Timer).where(Timer.id.in_(ids)).values(
-                        state="claimed", claimed_until=until, claimed_by=self.worker, attempts=Timer.attempts + 1))
-                claimed = [(r[0], r[1]) for r in rows]
-            else:  # SQLite: BEGIN IMMEDIATE serializes writers; the conditional update still guards each row
-                claimed = []
-                for timer_id, instance_id in s.execute(query).all():
-                    result = s.execute(update(Timer).where(Timer.id == timer_id, self._due_clause()).values(
-                        state="claimed", claimed_until=until, claimed_by=self.worker, attempts=Timer.attempts + 1))
-                    if result.rowcount == 1:  # type: ignore[attr-defined]
-                        claimed.append((timer_id, instance_id))
+            claimed = [(row[0], row[1]) for row in uow.session.execute(stmt).all()]
             uow.commit()
         return claimed
 

@@ -240,3 +240,21 @@ def test_cancelling_a_case_closes_its_timers(timers: Runtime) -> None:
     assert {r.state for r in _rows(timers, case)} == {"closed"}
     with timers.db.read() as s:
         assert s.get(ProcessInstance, case).status == "cancelled"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("expression", "complaint"), [
+    ('"PT4W"', "P28D"),
+    ("P28D", "unquoted literal"),
+    ("2026-05-01T09:00:00", "unquoted literal"),
+    ('"P2X"', "not a valid ISO 8601"),
+    ("__import__('os').getcwd()", "not allowed"),
+])
+def test_timer_expressions_are_checked_at_deploy_naming_the_element(expression: str, complaint: str) -> None:
+    from engine.definitions import parse_bundle
+    from engine.errors import Invalid
+
+    text = (MODELS / "wait_a_day.bpmn").read_text().replace('"P1D"', expression.replace("<", "&lt;"))
+    with pytest.raises(Invalid) as err:
+        parse_bundle(read_bundle({"bad.bpmn": text.encode()}, None))
+    problems = [p for p in err.value.problems if p.element == "w_wait"]
+    assert problems and complaint in problems[0].message, err.value.problems

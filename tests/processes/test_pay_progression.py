@@ -211,3 +211,4 @@ def test_cancel_closes_open_tasks_and_records_the_reason(org: Runtime) -> None:
     row = d.instance(case)
     assert row.status == "cancelled"
     assert d.open_tasks(case) == []
+

@@ -1,0 +1,117 @@
+"""A small database-backed rate limiter (sliding window), and the API token exchange that uses it.
+
+The limiter counts rows in `rate_limit_hit`, so every web process and host behind one database shares
+the same counts (an in-memory limiter would let N gunicorn workers take N times the limit). Two
+concurrent requests may both see the last free slot; the overshoot is at most the number of concurrent
+requests, which is acceptable for slowing down password guessing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from engine.clock import CLOCK
+from engine.db import Database
+from engine.models import RateLimitHit, User
+from engine.users import authenticate, issue_token
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` hits per `window` in one bucket."""
+
+    count: int
+    window: timedelta
+
+    @classmethod
+    def parse(cls, text: str) -> Limit:
+        """'20/60' -> 20 hits per 60 seconds (how the limits are configured)."""
+        count, _, seconds = text.partition("/")
+        limit = cls(int(count), timedelta(seconds=int(seconds or 60)))
+        if limit.count < 1 or limit.window <= timedelta(0):
+            raise ValueError(f"not a rate limit: {text!r} (expected COUNT/SECONDS)")
+        return limit
+
+
+#: Token requests from one client address, and failed logins for one username (from anywhere).
+TOKEN_PER_CLIENT = Limit(20, timedelta(minutes=1))
+FAILURES_PER_USERNAME = Limit(10, timedelta(minutes=15))
+
+
+class RateLimited(Exception):
+    """Too many requests in a bucket; `retry_after` is in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _retry_after(session: Session, bucket: str, limit: Limit, now: datetime) -> int | None:
+    """Seconds until the bucket has room again, or None when it has room now."""
+    since = now - limit.window
+    hits = session.scalar(select(func.count()).select_from(RateLimitHit).where(
+        RateLimitHit.bucket == bucket, RateLimitHit.at > since)) or 0
+    if hits < limit.count:
+        return None
+    # The window frees up when the oldest hit that still counts falls out of it.
+    oldest_counted = session.scalars(select(RateLimitHit.at).where(
+        RateLimitHit.bucket == bucket, RateLimitHit.at > since).order_by(RateLimitHit.at.desc())
+        .offset(limit.count - 1).limit(1)).first()
+    if oldest_counted is None:  # pragma: no cover - counted above
+        return 1
+    return max(1, math.ceil((oldest_counted + limit.window - now).total_seconds()))
+
+
+def hit(session: Session, bucket: str) -> None:
+    """Count one request in `bucket`."""
+    session.add(RateLimitHit(bucket=bucket[:200], at=CLOCK.now()))
+
+
+def forget_old_hits(session: Session, older_than: timedelta) -> None:
+    """Drop hits no window can count any more (keeps the table small)."""
+    session.execute(delete(RateLimitHit).where(RateLimitHit.at < CLOCK.now() - older_than))
+
+
+def check(session: Session, bucket: str, limit: Limit, message: str) -> None:
+    """Raise RateLimited when `bucket` is full."""
+    wait = _retry_after(session, bucket, limit, CLOCK.now())
+    if wait is not None:
+        raise RateLimited(message, wait)
+
+
+def exchange_password_for_token(db: Database, username: str, password: str, client: str,
+                                per_client: Limit = TOKEN_PER_CLIENT,
+                                per_username: Limit = FAILURES_PER_USERNAME) -> tuple[str, datetime] | None:
+    """A new API token for a username and password, or None when they are wrong.
+
+    Raises RateLimited, whatever the password, when the client has asked too often or the username has
+    failed too often: a guesser learns nothing from a limited answer. A refused request is not counted,
+    so a client that waits the Retry-After time gets in.
+    """
+    client_bucket, user_bucket = f"token:client:{client}", f"token:failed:{username}"
+    with db.unit_of_work() as uow:
+        session = uow.session
+        forget_old_hits(session, max(per_client.window, per_username.window))
+        check(session, client_bucket, per_client, "too many token requests from this address; wait and try again")
+        check(session, user_bucket, per_username, "too many failed logins for this username; wait and try again")
+        hit(session, client_bucket)
+        uow.commit()
+    # The password hash is slow on purpose: check it outside a write transaction.
+    with db.read() as session:
+        user = authenticate(session, username, password)
+        user_id = user.id if user is not None else None
+    with db.unit_of_work() as uow:
+        session = uow.session
+        if user_id is None:
+            hit(session, user_bucket)
+            uow.commit()
+            return None
+        token = issue_token(session, session.get_one(User, user_id))
+        uow.commit()
+    return token

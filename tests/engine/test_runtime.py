@@ -1,0 +1,63 @@
+"""Runtime bookkeeping: task rows, audit, data snapshot."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.models import HumanTask
+from engine.runtime import Runtime
+from tests.processes.driver import Driver
+
+START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
+INVITE = {"invitation": {"message": "Please make your submission by 30 May."}}
+
+
+def test_completed_tasks_stay_completed_with_who_and_when(org: Runtime) -> None:
+    d = Driver(org)
+    case = d.start("pay_progression", START)
+    d.complete(case, "invite_submission", "supervisor", INVITE)
+    with org.db.read() as s:
+        task = s.scalars(select(HumanTask).where(HumanTask.instance_id == case,
+                                                 HumanTask.name == "invite_submission")).one()
+    assert task.state == "completed" and task.completed_by == "supervisor" and task.completed_at is not None
+
+
+def test_two_branches_of_a_parallel_gateway_completed_at_once_join_once(org: Runtime) -> None:
+    import threading
+    from pathlib import Path
+
+    from sqlalchemy import func
+
+    from engine.definitions import deploy, read_bundle
+    from engine.models import AuditEvent
+
+    model = Path(__file__).parent / "timer_models" / "parallel.bpmn"
+    with org.db.unit_of_work() as uow:
+        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
+        uow.commit()
+    d = Driver(org)
+    user = d.user("hr")
+    for _ in range(5):
+        case = org.start(user, "parallel_review", {})
+        ids = [d.open_task(case, name).id for name in ("left", "right")]
+        barrier = threading.Barrier(2)
+        errors: list[Exception] = []
+
+        def complete(task_id: int) -> None:
+            barrier.wait()
+            try:
+                org.complete_task(user, task_id, {})
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=complete, args=(i,)) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        row = d.instance(case)
+        assert row.status == "completed" and row.data.get("joined") is True
+        with org.db.read() as s:
+            assert s.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.instance_id == case, AuditEvent.kind == "completed")) == 1

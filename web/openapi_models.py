@@ -1,0 +1,265 @@
+"""The REST API's request and response bodies as pydantic models.
+
+Request models are what spectree validates each call against before the view runs; the same models,
+with the response models, are what `/api/v1/openapi.json` publishes. Business rules (a supervisor who
+must exist, a date that must be real, a policy refusal) stay in the engine and answer 422 from there.
+
+Length limits mirror the database columns, so nothing a client sends can overflow a column (which
+PostgreSQL, unlike SQLite, would refuse with a server error).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+#: Text that is not blank and carries no NUL character (PostgreSQL text cannot hold one).
+_TEXT = r"^[^\x00]*\S[^\x00]*$"
+_OPTIONAL_TEXT = r"^[^\x00]*$"
+_USERNAME = r"^[A-Za-z0-9._-]+$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _text(max_length: int, description: str = "", **kw: Any) -> Any:
+    return Field(min_length=1, max_length=max_length, pattern=_TEXT, description=description, **kw)
+
+
+Username = Annotated[str, Field(min_length=1, max_length=80, pattern=_USERNAME,
+                                description="a login name: letters, digits, '.', '_' and '-'")]
+OptionalUsername = Annotated[str | None, Field(default=None, max_length=80, pattern=r"^[A-Za-z0-9._-]*$")]
+DateText = Annotated[str, Field(pattern=_DATE, json_schema_extra={"format": "date"},
+                                description="a date, YYYY-MM-DD")]
+
+
+class _In(BaseModel):
+    """Request bodies: unknown fields are ignored (API.md: clients may send more than we read)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Out(BaseModel):
+    """Response bodies may carry more fields than documented (the contract grows by adding)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+class ErrorItem(_Out):
+    """One thing wrong: the field or BPMN element to blame, when there is one, and what is wrong."""
+
+    field: str | None = Field(default=None, description="the request field to blame (dotted for nested data)")
+    element: str | None = Field(default=None, description="the BPMN element to blame")
+    message: str
+
+
+class Errors(BaseModel):
+    """Every 4xx answer: a list of problems."""
+
+    errors: list[ErrorItem]
+
+
+# ------------------------------------------------------------------------------------------- auth
+
+
+class TokenIn(_In):
+    """A username and password to exchange for a bearer token."""
+
+    username: str = Field(min_length=1, max_length=200, pattern=_OPTIONAL_TEXT)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenOut(_Out):
+    """A bearer token and when it expires."""
+
+    token: str
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class Me(_Out):
+    """The caller."""
+
+    username: str
+    name: str
+    roles: list[str]
+
+
+# ------------------------------------------------------------------------------------------- people
+
+
+class PersonIn(_In):
+    """A new person record; `password` (optional) also gives them a staff login."""
+
+    username: Username
+    name: str = _text(200)
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^\x00@\s]+@[^\x00@\s]+$")
+    classification: str = _text(20, "e.g. SPAO1, SPAO2, SPPO1, SPPO2, AO6")
+    pay_point: str | None = Field(default=None, max_length=20, pattern=_OPTIONAL_TEXT, description="e.g. SPAO1-2")
+    organisation: str | None = Field(default=None, max_length=40, pattern=_OPTIONAL_TEXT,
+                                     description="organisation code (created on first mention)")
+    supervisor: OptionalUsername = None
+    manager: OptionalUsername = None
+    commenced_on: str | None = Field(default=None, pattern=r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
+                                     json_schema_extra={"format": "date"})
+    ceo_delegate: StrictBool = False
+    password: str | None = Field(default=None, min_length=8, max_length=1024,
+                                 description="gives the person a staff login with this password")
+
+
+class PersonOut(_Out):
+    """A person, with the people they supervise and manage."""
+
+    username: str
+    name: str
+    email: str
+    classification: str
+    pay_point: str | None
+    organisation: str | None
+    supervisor: str | None
+    manager: str | None
+    commenced_on: str | None
+    ceo_delegate: bool
+    supervisor_of: list[str]
+    manager_of: list[str]
+
+
+class LeaveIn(_In):
+    """A period of leave (D19-9d, D19-10)."""
+
+    kind: Literal["lwop", "ordinary", "extended"]
+    start: DateText
+    end: DateText
+    counts_as_service: StrictBool
+
+
+class LeaveOut(_Out):
+    """The leave as recorded, and the running cases whose dates moved with it."""
+
+    username: str
+    kind: str
+    start: str
+    end: str
+    counts_as_service: bool
+    retimed_cases: list[int]
+
+
+# ------------------------------------------------------------------------------------------- processes
+
+
+class Page(_In):
+    """Paging of a list: `limit` items after `cursor` (the `next` value of the previous page)."""
+
+    cursor: str = Field(default="", pattern=r"^[0-9]{0,9}$", description="from the previous page's next")
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class ProcessOut(_Out):
+    """The newest deployed version of a process."""
+
+    key: str
+    version: int
+    name: str
+    deployed_at: str = Field(json_schema_extra={"format": "date-time"})
+    deployed_by: str
+    executable: bool
+
+
+class DeployedItem(_Out):
+    """One process a deployment created (or found unchanged)."""
+
+    key: str
+    version: int
+
+
+class DeployOut(_Out):
+    """What a deployment produced: one entry per executable process."""
+
+    processes: list[DeployedItem]
+
+
+# ------------------------------------------------------------------------------------------- cases and tasks
+
+
+class InstanceIn(_In):
+    """Start a case of the newest version of a process."""
+
+    process: str = Field(min_length=1, max_length=200, pattern=_OPTIONAL_TEXT, description="the process key")
+    data: dict[str, Any] = Field(default_factory=dict, description="the data the case starts from")
+
+
+class CompleteIn(_In):
+    """The task's form data."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskOut(_Out):
+    """An open (or finished) user task."""
+
+    id: int
+    instance: int
+    name: str = Field(description="the BPMN element id")
+    title: str = Field(description="the BPMN element's label")
+    lane: str | None
+    assignee: str | None
+    group: str | None = None
+    due_at: str | None
+    overdue: bool
+    clause: str | None
+    state: str | None = None
+
+
+class TaskPage(_Out):
+    """A page of tasks; `next` is the cursor of the next page, or null on the last one."""
+
+    items: list[TaskOut]
+    next: str | None
+
+
+class Form(_Out):
+    """The task's JSON Schema form and its UI schema."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_: dict[str, Any] | None = Field(alias="schema")
+    ui_schema: dict[str, Any] | None
+
+
+class TaskDetail(TaskOut):
+    """A task with its form, the data the form starts from, and whether the caller may complete it."""
+
+    form: Form
+    data: dict[str, Any]
+    workable: bool
+    instructions: str | None
+
+
+class TimerOut(_Out):
+    """A waiting timer."""
+
+    name: str
+    due_at: str | None
+
+
+class EventOut(_Out):
+    """One entry of a case's audit trail."""
+
+    at: str | None
+    actor: str
+    kind: str
+    detail: dict[str, Any]
+
+
+class InstanceOut(_Out):
+    """A case: status, data, open tasks, waiting timers, audit trail."""
+
+    id: int
+    process: str
+    version: int
+    status: Literal["running", "completed", "cancelled", "error"]
+    data: dict[str, Any]
+    tasks: list[TaskOut]
+    timers: list[TimerOut]
+    events: list[EventOut]
