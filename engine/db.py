@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine.errors import Conflict
+from engine.errors import Conflict, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create a SQLAlchemy engine tuned for the backend (WAL and a busy timeout on SQLite)."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        busy_ms = int(float(kwargs["connect_args"].get("timeout", 30)) * 1000)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -30,7 +35,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -68,6 +73,12 @@ class Database:
         except StaleDataError as exc:
             # Raised at flush or commit when another writer changed the row since we read it.
             raise Conflict("the case was changed by someone else at the same time; reload and try again") from exc
+        except OperationalError as exc:
+            # Locked past the busy timeout, disk full, server restarting: the transaction is rolled back
+            # whole, so the caller can safely try again.
+            log.warning("database unavailable: %s", exc.orig)
+            raise Unavailable("the database could not take the change just now (nothing was changed); "
+                              "try again in a moment") from exc
         finally:
             if not uow.committed:
                 session.rollback()

@@ -7,6 +7,7 @@ counts up per key. Identical content deployed again is a no-op.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -314,17 +315,21 @@ def _timer_literal_problems(expression: str) -> list[str]:
         return ["timer expression is empty"]
     if text[0] not in "\"'" and ((text.upper().startswith(("P", "R")) and text[1:2].isdigit()) or text[:4].isdigit()):
         return [f"timer expression {text!r} is an unquoted literal; write it as a string, e.g. \"{text}\""]
-    literal = text.strip("\"'") if text[0] in "\"'" and text[-1] == text[0] else None
-    if literal is not None and literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():
+    try:
+        literal = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return []  # an expression over the data: evaluated with sample data later
+    if not isinstance(literal, str):
+        return [f"timer expression {text!r} is not an ISO 8601 string"]
+    if literal.upper().startswith("P") and "T" in literal.upper() and "W" in literal.upper():
         return [f"{literal!r} is not a valid ISO 8601 duration (weeks cannot follow T; use \"P28D\" or \"P4W\")"]
-    if literal is not None:
-        try:
-            if literal.upper().startswith("R"):
-                TimerEventDefinition.parse_iso_recurring_interval(literal)
-            else:
-                TimerEventDefinition.parse_time_or_duration(literal)
-        except Exception as exc:  # SpiffWorkflow raises bare Exception for bad durations
-            return [f"{literal!r} is not a valid ISO 8601 time, duration or cycle ({exc})"]
+    try:
+        if literal.upper().startswith("R"):
+            TimerEventDefinition.parse_iso_recurring_interval(literal)
+        else:
+            TimerEventDefinition.parse_time_or_duration(literal)
+    except Exception as exc:  # SpiffWorkflow raises bare Exception for bad durations
+        return [f"{literal!r} is not a valid ISO 8601 time, duration or cycle ({exc})"]
     return []
 
 

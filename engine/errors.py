@@ -45,5 +45,9 @@ class Conflict(EngineError):
     """The thing changed under the caller (task no longer open, concurrent writer)."""
 
 
+class Unavailable(EngineError):
+    """The database could not take the change (locked, full, restarting); nothing was changed."""
+
+
 class Invalid(EngineError):
     """The input breaks a schema or a rule; `problems` names each field or element."""

@@ -329,3 +329,18 @@ class BulkJob(Base):
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProcessDraft(Base):
+    """A process owner's unfinished edit of one process (one draft per process key), kept between sessions."""
+
+    __tablename__ = "process_draft"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(200), unique=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    xml: Mapped[str] = mapped_column(Text)
+    forms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # filename -> parsed JSON
+    base_version: Mapped[int | None] = mapped_column(Integer)  # the version the edit started from
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(80))

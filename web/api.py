@@ -1,192 +1,232 @@
-"""REST API v1 (../shared/API.md): bearer tokens, JSON everywhere, one error shape."""
+"""REST API v1 (../shared/API.md): bearer tokens, JSON everywhere, one error shape, an OpenAPI document.
+
+Each view only parses input (validated by `web.openapi.operation` against the models of
+`web.openapi_models`), calls one service or query, and answers; the engine decides and raises
+NotFound / Forbidden / Conflict / Invalid, which `web.errors` maps to 404 / 403 / 409 / 422.
+"""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+import re
+from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import MethodNotAllowed, NotFound as RoutingNotFound
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engine import leave as leave_service
 from engine import queries
-from engine.access import may_manage_people, may_view_person
+from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
-from engine.definitions import list_latest, read_bundle
-from engine.errors import Forbidden, Invalid, NotFound, Problem
-from engine.models import User
-from engine.users import (
-    authenticate,
-    get_person,
-    issue_token,
-    parse_person,
-    person_dict,
-    save_person,
-    user_for_token,
-)
+from engine.definitions import latest_definition, list_latest, read_bundle
+from engine.errors import Invalid, NotFound, Problem
+from engine.ratelimit import Limit, RateLimited, exchange_password_for_token
+from engine.users import create_user, get_person, parse_person, person_dict, revoke_token, save_person
 from web import services
+from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
+from web.openapi_models import (
+    CompleteIn,
+    DeployOut,
+    InstanceIn,
+    InstanceOut,
+    LeaveIn,
+    LeaveOut,
+    Me,
+    Page,
+    PersonIn,
+    PersonOut,
+    ProcessOut,
+    TaskDetail,
+    TaskPage,
+    TokenIn,
+    TokenOut,
+)
+from web.openapi_pages import docs_page_context
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-F = TypeVar("F", bound=Callable[..., Any])
+#: Integer ids in URLs stop at PostgreSQL's `integer`; anything larger is simply not found.
+ID = "int(max=2147483647)"
+_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
 
-def _error(status: int, message: str, **where: str) -> ResponseReturnValue:
-    return jsonify(errors=[{**where, "message": message}]), status
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> ResponseReturnValue:
+    return exc.response()
 
 
-def token_required(view: F) -> F:
-    """401 without a live bearer token; otherwise the token's user is `g.api_user`."""
-
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _error(401, "a bearer token is required (POST /api/v1/auth/token)")
-        with services().db.read() as s:
-            user = user_for_token(s, token.strip())
-            if user is not None:
-                _ = user.person
-                s.expunge(user)
-        if user is None:
-            return _error(401, "the token is unknown, expired or revoked")
-        g.api_user = user
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
+@bp.errorhandler(RateLimited)
+def _rate_limited(exc: RateLimited) -> ResponseReturnValue:
+    return ApiError(429, [Problem(exc.message)], {"Retry-After": str(exc.retry_after)}).response()
 
 
-def api_user() -> User:
-    """The caller."""
-    return cast(User, g.api_user)
+@bp.after_app_request
+def _allow_header(response: WerkzeugResponse) -> WerkzeugResponse:
+    """A JSON 405 under /api/ still names the allowed methods (RFC 9110), as werkzeug's own page does."""
+    if response.status_code == 405 and request.path.startswith("/api/") and "Allow" not in response.headers:
+        adapter = current_app.url_map.bind("localhost")
+        try:
+            adapter.match(request.path, method="__none__")
+        except MethodNotAllowed as exc:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))
+        except RoutingNotFound:  # pragma: no cover - a 405 path always matches some rule
+            pass
+    return response
 
 
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object", [Problem("must be a JSON object", field="body")])
-    return body
+# ----------------------------------------------------------------------------------------------- auth
 
 
 @bp.post("/auth/token")
+@operation({200: TokenOut}, json_body=TokenIn, auth=False, errors=(401, 429), tag="auth", extra={
+    "responses": {"429": {"headers": {"Retry-After": {"schema": {"type": "integer"},
+                                                      "description": "seconds to wait"}}}}})
 def token() -> ResponseReturnValue:
-    """Exchange a username and password for a bearer token."""
-    body = _json_body()
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise Invalid("username and password are required", [
-            Problem("This field is required.", field=f) for f in ("username", "password")
-            if not isinstance(body.get(f), str)])
-    with services().db.unit_of_work() as uow:
-        user = authenticate(uow.session, username, password)
-        if user is None:
-            return _error(401, "unknown username or wrong password")
-        value, expires = issue_token(uow.session, user)
-        uow.commit()
+    """Exchange a username and password for a bearer token.
+
+    Limited per client address and per username (failed attempts); a limited request answers 429
+    with Retry-After, whatever the password.
+    """
+    data = body(TokenIn)
+    config = current_app.config
+    issued = exchange_password_for_token(
+        services().db, data.username, data.password, request.remote_addr or "unknown",
+        per_client=Limit.parse(str(config.get("API_TOKEN_LIMIT", "20/60"))),
+        per_username=Limit.parse(str(config.get("API_LOGIN_FAILURE_LIMIT", "10/900"))))
+    if issued is None:
+        raise ApiError(401, [Problem("unknown username or wrong password")],
+                       {"WWW-Authenticate": 'Bearer realm="ntpswf"'})
+    value, expires = issued
     return jsonify(token=value, expires_at=expires.isoformat())
 
 
+@bp.delete("/auth/token")
+@operation({204: None}, tag="auth")
+def revoke() -> ResponseReturnValue:
+    """Revoke the token this call is made with (log out); later calls with it answer 401."""
+    token_value = bearer_token()
+    assert token_value is not None  # operation() authenticated it
+    with services().db.unit_of_work() as uow:
+        revoke_token(uow.session, token_value)
+        uow.commit()
+    return make_response("", 204)
+
+
 @bp.get("/me")
-@token_required
+@operation({200: Me}, tag="auth")
 def me() -> ResponseReturnValue:
-    """The caller."""
+    """The caller: username, name and login roles."""
     user = api_user()
     return jsonify(username=user.username, name=user.person.name if user.person else user.username,
                    roles=user.roles)
 
 
+# ----------------------------------------------------------------------------------------------- people
+
+
 @bp.post("/people")
-@token_required
+@operation({201: PersonOut}, json_body=PersonIn, roles=("admin", "hr"), errors=(409,), tag="people")
 def create_person() -> ResponseReturnValue:
-    """Add a person (admin, HR)."""
-    if not may_manage_people(api_user()):
-        raise Forbidden("only admins and HR add people")
-    body = _json_body()
-    person_input = parse_person(body)
-    password = body.get("password")
-    if password is not None and not isinstance(password, str):
-        raise Invalid("bad password", [Problem("Must be a string.", field="password")])
+    """Add a person (admin, HR); with `password` they also get a staff login."""
+    data = body(PersonIn)
+    person_input = parse_person(data.model_dump(exclude={"password"}))
     with services().db.unit_of_work() as uow:
         person = save_person(uow.session, person_input)
-        if password:
-            from engine.users import create_user
-
-            create_user(uow.session, person.username, ["staff"], password)
+        if data.password:
+            create_user(uow.session, person.username, ["staff"], data.password)
         out = person_dict(uow.session, person)
         uow.commit()
     return jsonify(out), 201
 
 
+def _username(username: str) -> str:
+    """A username from the URL; one that cannot exist is simply not found."""
+    if not _USERNAME.fullmatch(username):
+        raise NotFound("no such person")
+    return username
+
+
 @bp.get("/people/<username>")
-@token_required
+@operation({200: PersonOut}, errors=(404,), tag="people")
 def show_person(username: str) -> ResponseReturnValue:
-    """A person, with the people they supervise and manage."""
+    """A person, with the people they supervise and manage (their own record, their staff's; HR: all)."""
     with services().db.read() as s:
         try:
-            person = get_person(s, username)
+            person = get_person(s, _username(username))
         except NotFound:
             raise NotFound("no such person") from None
         if not may_view_person(s, api_user(), person):
-            raise NotFound("no such person")
+            raise NotFound("no such person")  # whether someone else exists is private
         return jsonify(person_dict(s, person))
 
 
 @bp.post("/people/<username>/leave")
-@token_required
+@operation({201: LeaveOut}, json_body=LeaveIn, roles=("admin", "hr"), errors=(404,), tag="people")
 def record_leave(username: str) -> ResponseReturnValue:
-    """Record leave (admin, HR); running cases that hang on the dates are re-timed."""
-    if not may_manage_people(api_user()):
-        raise Forbidden("only admins and HR record leave")
-    result = leave_service.record_leave(services().runtime, api_user(), username, _json_body())
+    """Record leave (admin, HR); running cases whose dates hang on it are re-timed (D19-9d)."""
+    result = leave_service.record_leave(services().runtime, api_user(), _username(username),
+                                        body(LeaveIn).model_dump())
     return jsonify(result), 201
 
 
+# ----------------------------------------------------------------------------------------------- processes
+
+
+def _next_link(cursor: int, limit: int) -> str:
+    return f'<{request.base_url}?{urlencode({"cursor": cursor, "limit": limit})}>; rel="next"'
+
+
 @bp.get("/processes")
-@token_required
+@operation({200: list[ProcessOut]}, query_model=Page, tag="processes", extra={
+    "responses": {"200": {"headers": {"Link": {
+        "schema": {"type": "string"},
+        "description": 'the next page, as <URL>; rel="next", when there is one'}}}}})
 def processes() -> ResponseReturnValue:
-    """The newest version of every deployed process."""
+    """The newest version of every deployed process, by key; paged with `limit` and the Link header."""
+    page = query(Page)
+    start = int(page.cursor or 0)
     with services().db.read() as s:
-        return jsonify([{"key": d.key, "version": d.version, "name": d.name, "deployed_at": d.deployed_at.isoformat(),
-                         "deployed_by": d.deployed_by, "executable": d.executable} for d in list_latest(s)])
+        rows = list_latest(s)
+        items = [{"key": d.key, "version": d.version, "name": d.name, "deployed_at": d.deployed_at.isoformat(),
+                  "deployed_by": d.deployed_by, "executable": d.executable}
+                 for d in rows[start:start + page.limit]]
+    response = jsonify(items)
+    if start + page.limit < len(rows):
+        response.headers["Link"] = _next_link(start + page.limit, page.limit)
+    return response
+
+
+_BPMN_BODY = {"requestBody": {"required": True, "content": {
+    "application/xml": {"schema": {"type": "string", "description": "one BPMN document"}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "description": ".bpmn / .dmn definitions and the .json forms they name, any field names",
+        "additionalProperties": {"type": "string", "format": "binary"}}},
+}}}
 
 
 @bp.post("/processes")
-@token_required
+@operation({201: DeployOut}, roles=("admin", "process_owner"), errors=(413, 415, 422), tag="processes",
+           extra=_BPMN_BODY)
 def deploy() -> ResponseReturnValue:
-    """Deploy BPMN (and the forms it names) as new versions (admin, process owner)."""
-    user = api_user()
-    if not user.has_role("admin", "process_owner"):
-        raise Forbidden("only admins and process owners deploy")
+    """Deploy BPMN (and the forms it names) as new versions (admin, process owner); all or nothing."""
     files: dict[str, bytes] = {}
     if request.mimetype in ("application/xml", "text/xml"):
         files["upload.bpmn"] = request.get_data()
     elif request.mimetype == "multipart/form-data":
-        for storage in request.files.values():
+        for _field, storage in request.files.items(multi=True):
             files[storage.filename or storage.name or "upload.bpmn"] = storage.read()
     else:
-        raise Invalid("send BPMN as application/xml or multipart/form-data",
-                      [Problem("unsupported content type " + (request.mimetype or "(none)"), field="body")])
-    settings = services().settings
+        raise ApiError(415, [Problem("send BPMN as application/xml or multipart/form-data, not "
+                                     + (request.mimetype or "no type"), field="body")])
     with services().db.unit_of_work() as uow:
-        results = deploy_bundle(uow.session, read_bundle(files, settings.forms_dir), user.username)
+        results = deploy_bundle(uow.session, read_bundle(files, services().settings.forms_dir),
+                                api_user().username)
         uow.commit()
     return jsonify(processes=[{"key": r.key, "version": r.version} for r in results]), 201
 
 
-@bp.post("/instances")
-@token_required
-def start_instance() -> ResponseReturnValue:
-    """Start a case of the newest version of a process."""
-    body = _json_body()
-    key = body.get("process")
-    if not isinstance(key, str) or not key:
-        raise Invalid("process is required", [Problem("This field is required.", field="process")])
-    data = body.get("data", {})
-    if not isinstance(data, dict):
-        raise Invalid("data must be an object", [Problem("must be an object", field="data")])
-    instance_id = services().runtime.start(api_user(), key, data)
-    return _instance_response(instance_id, 201)
+# ----------------------------------------------------------------------------------------------- cases
 
 
 def _instance_response(instance_id: int, status: int = 200) -> ResponseReturnValue:
@@ -195,50 +235,68 @@ def _instance_response(instance_id: int, status: int = 200) -> ResponseReturnVal
         return jsonify(queries.instance_dict(s, row)), status
 
 
-@bp.get("/instances/<int:instance_id>")
-@token_required
+@bp.post("/instances")
+@operation({201: InstanceOut}, json_body=InstanceIn, errors=(403,), tag="cases")
+def start_instance() -> ResponseReturnValue:
+    """Start a case of the newest version of a process; 422 with the reason when the policy refuses."""
+    data = body(InstanceIn)
+    with services().db.read() as s:
+        if latest_definition(s, data.process) is None:
+            raise Invalid("no such process", [Problem(f"no process '{data.process}' is deployed", field="process")])
+    instance_id = services().runtime.start(api_user(), data.process, data.data)
+    return _instance_response(instance_id, 201)
+
+
+@bp.get(f"/instances/<{ID}:instance_id>")
+@operation({200: InstanceOut}, errors=(404,), tag="cases")
 def show_instance(instance_id: int) -> ResponseReturnValue:
     """A case: status, data, open tasks, waiting timers, audit trail."""
     return _instance_response(instance_id)
 
 
 @bp.get("/tasks")
-@token_required
+@operation({200: TaskPage}, query_model=Page, tag="tasks")
 def tasks() -> ResponseReturnValue:
-    """Open tasks the caller may work on, paged."""
-    cursor = request.args.get("cursor")
-    after = None
-    if cursor:
-        if not cursor.isdigit():
-            raise Invalid("bad cursor", [Problem("not a cursor this API gave", field="cursor")])
-        after = int(cursor)
-    limit = request.args.get("limit", default=50, type=int) or 50
+    """Open tasks the caller may work on, oldest first, as pages of `items` with a `next` cursor."""
+    page = query(Page)
     with services().db.read() as s:
-        rows, next_cursor = queries.inbox(s, api_user(), after=after, limit=max(1, min(limit, 200)))
+        rows, next_cursor = queries.inbox(s, api_user(), after=int(page.cursor) if page.cursor else None,
+                                          limit=page.limit)
         items = [queries.task_dict(t) for t in rows]
     return jsonify(items=items, next=str(next_cursor) if next_cursor is not None else None)
 
 
-@bp.get("/tasks/<int:task_id>")
-@token_required
+@bp.get(f"/tasks/<{ID}:task_id>")
+@operation({200: TaskDetail}, errors=(404,), tag="tasks")
 def show_task(task_id: int) -> ResponseReturnValue:
-    """A task with its form and the data the form starts from."""
+    """A task with its form and the data the form starts from; `workable` says whether the caller may complete it."""
     with services().db.read() as s:
         task, workable = queries.get_task(s, api_user(), task_id)
         form = queries.task_form(s, task)
-        out = queries.task_dict(task)
+        out: dict[str, Any] = queries.task_dict(task)
         out.update(form={"schema": form["schema"], "ui_schema": form["ui_schema"]}, data=form["data"],
                    workable=workable, instructions=task.instructions)
     return jsonify(out)
 
 
-@bp.post("/tasks/<int:task_id>/complete")
-@token_required
+@bp.post(f"/tasks/<{ID}:task_id>/complete")
+@operation({200: InstanceOut}, json_body=CompleteIn, errors=(403, 404, 409), tag="tasks")
 def complete_task(task_id: int) -> ResponseReturnValue:
-    """Complete a task with its form data; answers with the case."""
-    body = _json_body()
-    data = body.get("data", {})
-    if not isinstance(data, dict):
-        raise Invalid("data must be an object", [Problem("must be an object", field="data")])
-    instance_id = services().runtime.complete_task(api_user(), task_id, data)
+    """Complete a task with its form data; answers with the case. 409 when the task is no longer open."""
+    instance_id = services().runtime.complete_task(api_user(), task_id, body(CompleteIn).data)
     return _instance_response(instance_id)
+
+
+# ----------------------------------------------------------------------------------------------- the document
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of this API."""
+    return jsonify(document())
+
+
+@bp.get("/docs")
+def docs() -> ResponseReturnValue:
+    """The API reference as a plain page rendered on the server from the OpenAPI document (no scripts, no CDN)."""
+    return render_template("api/docs.html", **docs_page_context(document()))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound
+from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Unavailable
 
-STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422}
+STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, Unavailable: 503}
 
 
 def status_of(exc: EngineError) -> int:
@@ -30,9 +31,15 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(EngineError)
     def _engine_error(exc: EngineError) -> ResponseReturnValue:
         code = status_of(exc)
+        headers = {"Retry-After": "2"} if code == 503 else {}
         if _wants_json():
-            return jsonify(errors=[p.as_dict() for p in exc.problems]), code
-        return render_template("error.html", code=code, message=exc.message, problems=exc.problems), code
+            return jsonify(errors=[p.as_dict() for p in exc.problems]), code, headers
+        return render_template("error.html", code=code, message=exc.message, problems=exc.problems), code, headers
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> ResponseReturnValue:
+        app.logger.warning("database unavailable on a read: %s", exc.orig)
+        return _engine_error(Unavailable("the database is not answering just now; try again in a moment"))
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> ResponseReturnValue:

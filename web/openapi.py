@@ -22,7 +22,7 @@ from flask import Response as FlaskResponse
 from flask import g, make_response, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SpecTree
-from spectree.models import SecurityScheme
+from spectree.models import SecurityScheme, SecuritySchemeData, SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -141,9 +141,9 @@ spec = SpecTree(
     validation_error_status=422, validation_error_model=Errors, before=_before,
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda _parent, child: child,
-    security_schemes=[SecurityScheme(name="bearerAuth", data={
-        "type": "http", "scheme": "bearer",
-        "description": "a token from POST /api/v1/auth/token, sent as `Authorization: Bearer TOKEN`"})],
+    security_schemes=[SecurityScheme(name="bearerAuth", data=SecuritySchemeData(
+        type=SecureType.HTTP, scheme="bearer",
+        description="a token from POST /api/v1/auth/token, sent as `Authorization: Bearer TOKEN`"))],
     security={"bearerAuth": []},
 )
 

@@ -43,7 +43,7 @@ def test_two_branches_of_a_parallel_gateway_completed_at_once_join_once(org: Run
         barrier = threading.Barrier(2)
         errors: list[Exception] = []
 
-        def complete(task_id: int) -> None:
+        def complete(task_id: int, barrier: threading.Barrier = barrier, errors: list[Exception] = errors) -> None:
             barrier.wait()
             try:
                 org.complete_task(user, task_id, {})

@@ -76,6 +76,6 @@ def test_a_scheduler_killed_mid_batch_loses_and_doubles_nothing(waiting: tuple[R
     assert leased and leased > 0  # the rest of its batch is still leased to the dead process
     after_lease = now + TimerPolicy().lease + timedelta(seconds=1)
     restarted = _worker(runtime.settings.database_url, after_lease.isoformat())
-    out, err = restarted.communicate(timeout=240)
+    _out, err = restarted.communicate(timeout=240)
     assert restarted.returncode == 0, err
     assert _fired_per_case(runtime) == {case: 1 for case in cases}
