@@ -107,7 +107,8 @@ class Runtime:
             if task is None:
                 raise NotFound("no such task")
             _lock_instance(session, task.instance_id)
-            session.refresh(task)  # the state as it is now that we hold the case
+            if self.db.is_postgres:  # SQLite's write transaction already read it under the lock
+                session.refresh(task)  # the state as it is now that we hold the case
             if not may_work(session, user, task):
                 if may_view_instance(session, user, task.instance):
                     raise Forbidden("this task is assigned to someone else")
@@ -300,6 +301,8 @@ class Runtime:
                 due = timer_due(event, t)
                 if due is not None:
                     waiting[str(t.id)] = (t, due, _timer_kind(event))
+        if rows is None and not waiting and not _uses_timers(row):
+            return  # a process without timer events never has timer rows: skip the query
         rows = _timer_rows(session, row.id) if rows is None else rows
         existing = {t.spiff_task_id: t for t in rows if t.state in ("waiting", "claimed")}
         for tid, timer_row in existing.items():
@@ -351,6 +354,20 @@ def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
             task.internal_data.pop("event_value", None)
     if wf.last_task is not None:
         wf.last_task.data.update(changes)
+
+
+_TIMER_SPECS: dict[int, bool] = {}
+
+
+def _uses_timers(row: ProcessInstance) -> bool:
+    """Whether the case's process (or a subprocess of it) has any timer event; cached per parsed spec."""
+    parsed = SPECS.get(row.definition)
+    key = id(parsed.spec)
+    if key not in _TIMER_SPECS:
+        specs = [parsed.spec, *(s for s in parsed.subprocess_specs.values() if s is not None)]
+        _TIMER_SPECS[key] = any(isinstance(getattr(ts, "event_definition", None), TimerEventDefinition)
+                                for spec in specs for ts in spec.task_specs.values())
+    return _TIMER_SPECS[key]
 
 
 def _timer_rows(session: Session, instance_id: int) -> list[Timer]:

@@ -1,65 +1,344 @@
 """What each process needs before it starts: the data checked, completed from the people records,
-and the policy's refusals (each naming the rule that refused)."""
+and the policy's refusals (each naming the rule that refused).
+
+Determination 19's eligibility rules are DMN decision tables deployed with the process
+(`processes/d19_scope.dmn`, `processes/d19_eligibility.dmn`); the starter computes the facts they read
+and runs them, so a case that would be refused never exists.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import policy
-from engine.assignment import person_by_username
+from engine import d19_rules, d19_settings, policy
+from engine.assignment import KNOWN_LANES, person_by_username
+from engine.clock import CLOCK
 from engine.config import Settings
+from engine.definitions import latest_definition
 from engine.errors import Invalid, Problem
-from engine.scripthelpers import next_pay_point
+from engine.models import Person, ProcessDefinition, ProcessInstance
+from engine.scripthelpers import next_pay_point, pay_points, script_helpers
+from engine.scripts import make_script_engine
 
-#: D19-1: the classifications Determination 19 covers.
+#: D19-1: the classifications Determination 19 covers (the scope table decides; this is for people lists).
 D19_CLASSIFICATIONS = ("SPAO1", "SPAO2", "SPPO1", "SPPO2")
+#: Lanes a case may appoint someone to at its start (D19-3.2, D19-6, D19-7, D19-8 "other appropriate officer").
+APPOINTABLE_LANES = ("Supervisor", "Manager", "CEO", "FormerManager")
+#: The field a refusal points at, by the rule that refused.
+RULE_FIELDS = {"D19-1": "employee", "D19-5": "assessment_date", "D19-11": "transfer", "D19-12": "higher_duties_level"}
 
 Preparer = Callable[[Session, dict[str, Any], Settings], dict[str, Any]]
 
 
-def _date_field(data: dict[str, Any], name: str, problems: list[Problem]) -> None:
+# ------------------------------------------------------------------------------------------ parsing
+
+
+def _date(data: dict[str, Any], name: str, problems: list[Problem], field: str | None = None,
+          required: bool = True) -> date | None:
     value = data.get(name)
     if value in (None, ""):
-        problems.append(Problem("This field is required.", field=name))
-        return
+        if required:
+            problems.append(Problem("This field is required.", field=field or name))
+        return None
     try:
-        data[name] = policy.parse_date(value).isoformat()
-    except ValueError:
-        problems.append(Problem("Must be a date (YYYY-MM-DD).", field=name))
+        parsed = policy.parse_date(value)
+    except (ValueError, TypeError):
+        problems.append(Problem("Must be a date (YYYY-MM-DD).", field=field or name))
+        return None
+    data[name] = parsed.isoformat()
+    return parsed
+
+
+def _person(data: dict[str, Any], name: str, session: Session, problems: list[Problem],
+            field: str | None = None) -> Person | None:
+    person = person_by_username(session, data.get(name))
+    if person is None:
+        problems.append(Problem("no person with this username", field=field or name))
+    return person
+
+
+def _periods(raw: Any, field: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    """D19-12 higher duties periods: [{start, end, classification, full_duties}]."""
+    if raw in (None, "", []):
+        return []
+    if not isinstance(raw, list):
+        problems.append(Problem("Must be a list of periods.", field=field))
+        return []
+    periods = []
+    for i, item in enumerate(raw):
+        where = f"{field}.{i}"
+        if not isinstance(item, dict):
+            problems.append(Problem("Must be an object with start, end, classification, full_duties.", field=where))
+            continue
+        item = dict(item)
+        start = _date(item, "start", problems, f"{where}.start")
+        end = _date(item, "end", problems, f"{where}.end")
+        if start and end and end < start:
+            problems.append(Problem("the period ends before it starts", field=f"{where}.end"))
+        if not isinstance(item.get("classification"), str) or not item["classification"].strip():
+            problems.append(Problem("This field is required.", field=f"{where}.classification"))
+        if not isinstance(item.get("full_duties"), bool):
+            problems.append(Problem("Must be true (all the duties of the higher level) or false.",
+                                    field=f"{where}.full_duties"))
+        periods.append({"start": item.get("start"), "end": item.get("end"),
+                        "classification": str(item.get("classification", "")).strip().upper(),
+                        "full_duties": item.get("full_duties")})
+    return periods
+
+
+def _assign(session: Session, raw: Any, problems: list[Problem]) -> dict[str, str]:
+    if raw in (None, "", {}):
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(Problem("Must map lanes to usernames.", field="assign"))
+        return {}
+    clean: dict[str, str] = {}
+    for lane, username in raw.items():
+        if lane not in KNOWN_LANES or lane not in APPOINTABLE_LANES:
+            problems.append(Problem(f"only {', '.join(APPOINTABLE_LANES)} can be appointed", field=f"assign.{lane}"))
+        elif person_by_username(session, username) is None:
+            problems.append(Problem("no person with this username", field=f"assign.{lane}"))
+        else:
+            clean[lane] = str(username)
+    return clean
+
+
+def _agreement_from_case(session: Session, raw: Any, employee: Person | None, problems: list[Problem]
+                         ) -> dict[str, Any] | None:
+    """D19-3.1: the dates of a recorded performance agreement (a completed performance_agreement case)."""
+    try:
+        case_id = int(raw)
+    except (TypeError, ValueError):
+        problems.append(Problem("Must be the number of a performance agreement case.", field="agreement_case"))
+        return None
+    row = session.get(ProcessInstance, case_id)
+    agreement = (row.data or {}).get("agreement") if row is not None else None
+    if (row is None or row.process_key != "performance_agreement" or row.status != "completed"
+            or (row.data or {}).get("outcome") != "agreed" or not isinstance(agreement, dict)):
+        problems.append(Problem("not a recorded performance agreement", field="agreement_case"))
+        return None
+    if employee is not None and row.subject_id != employee.id:
+        problems.append(Problem("this agreement is another employee's", field="agreement_case"))
+        return None
+    return agreement
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+
+def _decision(session: Session, settings: Settings, definition: ProcessDefinition, table: str,
+              data: dict[str, Any], key: str) -> d19_rules.Verdict:
+    engine = make_script_engine(script_helpers(session, settings))
+    return d19_rules.verdict(d19_rules.decide(definition, table, data, engine), key)
+
+
+def _refuse_unless(verdict: d19_rules.Verdict, field: str | None = None) -> None:
+    if not verdict.passed:
+        where = field or RULE_FIELDS.get(verdict.rule, "employee")
+        raise Invalid(f"the case cannot start ({verdict.rule or 'no rule matched'})",
+                      [Problem(verdict.reason or "refused by the decision table", field=where)])
+
+
+def _definition(session: Session, key: str) -> ProcessDefinition:
+    definition = latest_definition(session, key)
+    if definition is None:  # the runtime checks first; this keeps the starter usable on its own
+        raise Invalid(f"no process '{key}' is deployed", [Problem(f"no process '{key}' is deployed", field="process")])
+    return definition
+
+
+def _months_on(periods: list[dict[str, Any]], classification: str) -> int:
+    """Whole months of higher duties at `classification`, continuous or in broken periods (D19-12(1))."""
+    spans = [(policy.parse_date(p["start"]), policy.parse_date(p["end"])) for p in periods
+             if p["classification"] == classification]
+    days = policy.days_in(spans)
+    anchor = date(2001, 1, 1)  # any fixed day: counts the days as calendar months from there
+    return policy.whole_months(anchor, anchor + timedelta(days=days)) if days else 0
+
+
+# ------------------------------------------------------------------------------------------ pay progression
 
 
 def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Check a pay progression start (D19-1) and fill in what the people records know."""
+    """Check a pay progression start (D19-1, D19-5, D19-11, D19-12) and fill in what the records know."""
     problems: list[Problem] = []
-    employee = person_by_username(session, data.get("employee"))
-    if employee is None:
-        problems.append(Problem("no person with this username", field="employee"))
-    _date_field(data, "assessment_date", problems)
-    _date_field(data, "agreement_start", problems)
+    employee = _person(data, "employee", session, problems)
+    if data.get("agreement_case") not in (None, ""):
+        agreement = _agreement_from_case(session, data["agreement_case"], employee, problems)
+        if agreement is not None:
+            data["agreement_case"] = int(data["agreement_case"])
+            data.setdefault("agreement_start", agreement.get("start"))
+            data.setdefault("assessment_date", agreement.get("end"))
+    start = _date(data, "agreement_start", problems)
+    assessment = _date(data, "assessment_date", problems)
+    if start and assessment and start >= assessment:
+        problems.append(Problem("the assessment date must be after the agreement start", field="assessment_date"))
+    transfer = _transfer(session, data, start, problems)
+    periods = _periods(data.get("higher_duties"), "higher_duties", problems)
+    level = _higher_level(session, data.get("higher_duties_level"), problems)
+    assign = _assign(session, data.get("assign"), problems)
     if problems:
         raise Invalid("the case cannot start", problems)
-    assert employee is not None
-    if employee.classification not in D19_CLASSIFICATIONS:
-        raise Invalid("not covered by Determination 19", [Problem(
-            f"Determination 19, cl. 1: pay progression applies to {', '.join(D19_CLASSIFICATIONS)}; "
-            f"{employee.name} is {employee.classification}", field="employee")])
-    if next_pay_point(session, employee.classification, employee.pay_point) is None:
-        raise Invalid("no next pay point", [Problem(
-            f"Determination 19, cl. 1: {employee.name} is on pay point {employee.pay_point}, the top point of "
-            f"{employee.classification}; there is no next point to progress to", field="employee")])
-    if data["agreement_start"] >= data["assessment_date"]:
-        raise Invalid("dates out of order", [Problem(
-            "the assessment date must be after the agreement start", field="assessment_date")])
-    data["classification"] = employee.classification
-    data["pay_point"] = employee.pay_point
+    assert employee is not None and start is not None and assessment is not None
+    rules = d19_settings.load(session)
+    classification = level["classification"] if level else employee.classification
+    pay_point = level["pay_point"] if level else employee.pay_point
+    former = [(policy.parse_date(transfer["former_start"]), policy.parse_date(transfer["former_end"]))] if transfer else []
+    facts = {
+        "name": employee.name, "classification": classification, "pay_point": pay_point,
+        "nominal_classification": employee.classification,
+        "pay_point_known": pay_point in pay_points(session, classification),
+        "has_next_pay_point": next_pay_point(session, classification, pay_point) is not None,
+        "commencement_date": rules.commencement_date.isoformat(),
+        "months_since_commencement": policy.whole_months(rules.commencement_date, assessment),
+        "agreement_in_place": True,  # a start names the agreement's dates, or a recorded agreement case
+        "higher_duties_level": level is not None,
+        "higher_duties_months": _months_on(periods, classification) if level else 0,
+        "transfer": transfer is not None,
+        "cycle_start": start.isoformat(), "assessment_date": assessment.isoformat(),
+        "cycle_months": policy.whole_months(start, assessment),
+        "combined_months": policy.whole_months(policy.combined_service_start(start, former), assessment),
+        "months_required": rules.cycle_months,
+    }
+    definition = _definition(session, "pay_progression")
+    _refuse_unless(_decision(session, settings, definition, d19_rules.SCOPE, {"facts": facts}, "scope"),
+                   "higher_duties_level" if level else "employee")
+    _refuse_unless(_decision(session, settings, definition, d19_rules.ELIGIBILITY, {"facts": facts}, "eligibility"))
+    senior = set(D19_CLASSIFICATIONS)
+    data.update({
+        "classification": employee.classification, "pay_point": employee.pay_point,
+        "assessed_classification": classification, "assessed_pay_point": pay_point,
+        "facts": facts, "periods": rules.periods(), "notices": [], "window_closed": False,
+        "higher_duties": periods,
+        # D19-12(2): partial or short periods count only where special circumstances are found.
+        "higher_duties_to_judge": [p for p in periods if p["full_duties"] is False],
+        "nominal_is_senior": employee.classification in senior,
+    })
     data.setdefault("original_assessment_date", data["assessment_date"])
+    data.setdefault("submission_closes", data["assessment_date"])
+    if transfer is not None:
+        data["transfer"] = transfer
+        if transfer.get("former_manager"):
+            assign.setdefault("FormerManager", transfer["former_manager"])
+    if level is not None:
+        data["higher_duties_level"] = level
+    else:
+        data.pop("higher_duties_level", None)
+    if assign:
+        data["assign"] = assign
+    else:
+        data.pop("assign", None)
     return data
 
 
-PREPARERS: dict[str, Preparer] = {"pay_progression": prepare_pay_progression}
+def _transfer(session: Session, data: dict[str, Any], new_start: date | None, problems: list[Problem]
+              ) -> dict[str, Any] | None:
+    """D19-11: the former position at the same level: {former_position, former_manager, former_start, former_end}."""
+    raw = data.get("transfer")
+    if raw in (None, "", {}):
+        data.pop("transfer", None)
+        return None
+    if not isinstance(raw, dict):
+        problems.append(Problem("Must describe the former position.", field="transfer"))
+        return None
+    transfer = {k: raw.get(k) for k in ("former_position", "former_manager", "former_start", "former_end")}
+    if not isinstance(transfer["former_position"], str) or not transfer["former_position"].strip():
+        problems.append(Problem("This field is required.", field="transfer.former_position"))
+    if transfer["former_manager"] not in (None, ""):
+        _person(transfer, "former_manager", session, problems, "transfer.former_manager")
+    else:
+        transfer["former_manager"] = None
+    first = _date(transfer, "former_start", problems, "transfer.former_start")
+    last = _date(transfer, "former_end", problems, "transfer.former_end")
+    if first and last and last < first:
+        problems.append(Problem("the former position ends before it starts", field="transfer.former_end"))
+    if last and new_start and last >= new_start:
+        problems.append(Problem("the former position must end before the new one starts", field="transfer.former_end"))
+    return transfer
+
+
+def _higher_level(session: Session, raw: Any, problems: list[Problem]) -> dict[str, str] | None:
+    """D19-12(4)-(5): assessment at the higher duties level: {classification, pay_point} acted in."""
+    if raw in (None, "", {}):
+        return None
+    if not isinstance(raw, dict):
+        problems.append(Problem("Must give the classification and pay point acted in.", field="higher_duties_level"))
+        return None
+    classification = str(raw.get("classification") or "").strip().upper()
+    point = str(raw.get("pay_point") or "").strip().upper()
+    if not classification:
+        problems.append(Problem("This field is required.", field="higher_duties_level.classification"))
+    if point not in pay_points(session, classification):
+        problems.append(Problem(f"not a pay point of {classification or 'that classification'}",
+                                field="higher_duties_level.pay_point"))
+    return {"classification": classification, "pay_point": point}
+
+
+# ------------------------------------------------------------------------------------------ performance agreement
+
+
+def prepare_performance_agreement(session: Session, data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """D19-3.1 / D19-3.3: check who the agreement is for and when it must be in place."""
+    problems: list[Problem] = []
+    employee = _person(data, "employee", session, problems)
+    setup_due = _date(data, "setup_due", problems, required=False)
+    agreement = data.get("agreement")
+    if agreement not in (None, "", {}):
+        agreement = _agreement_values(session, agreement, problems)
+    if problems:
+        raise Invalid("the case cannot start", problems)
+    assert employee is not None
+    rules = d19_settings.load(session)
+    facts = {"name": employee.name, "classification": employee.classification}
+    _refuse_unless(_decision(session, settings, _definition(session, "performance_agreement"), d19_rules.SCOPE,
+                             {"facts": facts}, "scope"), "employee")
+    # D19-3.3: within two months of the determination's commencement (staff already employed then) or of
+    # commencement in the agency (later starters); a renewal may name its own due date.
+    base = max(employee.commenced_on or CLOCK.now().date(), rules.commencement_date)
+    due = setup_due or policy.agreement_setup_due(base, rules.agreement_setup_months)
+    data.update({"classification": employee.classification, "pay_point": employee.pay_point,
+                 "commenced_on": employee.commenced_on.isoformat() if employee.commenced_on else None,
+                 "setup_due": due.isoformat(), "periods": rules.periods(),
+                 "agreement_given": bool(agreement)})
+    if agreement:
+        data["agreement"] = agreement
+    else:
+        data.pop("agreement", None)
+    if employee.supervisor is not None:
+        data.setdefault("supervisor_username", employee.supervisor.username)
+    return data
+
+
+def _agreement_values(session: Session, raw: Any, problems: list[Problem]) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        problems.append(Problem("Must be the agreement's start, end, targets, supervisor and approver.",
+                                field="agreement"))
+        return None
+    agreement = {k: raw.get(k) for k in ("start", "end", "targets", "supervisor", "approver")}
+    start = _date(agreement, "start", problems, "agreement.start")
+    end = _date(agreement, "end", problems, "agreement.end", required=False)
+    if start and end is None:  # D19-2: the agreement covers a 12-month period ending on the assessment date
+        end = policy.add_months(start, d19_settings.load(session).cycle_months)
+        agreement["end"] = end.isoformat()
+    if start and end and end <= start:
+        problems.append(Problem("the agreement must end after it starts", field="agreement.end"))
+    targets = agreement["targets"]
+    if not isinstance(targets, list) or not [t for t in targets if isinstance(t, str) and t.strip()]:
+        problems.append(Problem("At least one performance target is required.", field="agreement.targets"))
+    else:
+        agreement["targets"] = [t.strip() for t in targets if isinstance(t, str) and t.strip()]
+    for role in ("supervisor", "approver"):
+        _person(agreement, role, session, problems, f"agreement.{role}")
+    return agreement
+
+
+PREPARERS: dict[str, Preparer] = {
+    "pay_progression": prepare_pay_progression,
+    "performance_agreement": prepare_performance_agreement,
+}
 
 
 def prepare(session: Session, process_key: str, data: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import MethodNotAllowed, NotFound as RoutingNotFound
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engine import leave as leave_service

@@ -122,6 +122,21 @@ def serve_cmd(host: str, port: int, workers: int, threads: int, no_scheduler: bo
             scheduler.wait(timeout=10)
 
 
+@click.command("archive")
+@click.option("--older-than-days", default=365, type=click.IntRange(min=0), show_default=True,
+              help="archive cases that ended at least this many days ago")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="append each case's record (JSON lines)")
+@with_appcontext
+def archive_cmd(older_than_days: int, out: Path | None) -> None:
+    """Archive finished cases older than the retention: their history stays, their workflow state goes."""
+    from datetime import timedelta
+
+    from engine.archive import archive_to_file
+
+    count = archive_to_file(services().db, timedelta(days=older_than_days), out)
+    click.echo(f"archived {count} finished case(s)")
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_cmd() -> None:
@@ -136,7 +151,7 @@ def scheduler_cmd() -> None:
 
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI (so `flask --app web ...` has them)."""
-    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd):
+    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd):
         if cmd.name not in app.cli.commands:
             app.cli.add_command(cmd)
 

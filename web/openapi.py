@@ -22,7 +22,7 @@ from flask import Response as FlaskResponse
 from flask import g, make_response, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SpecTree
-from spectree.models import SecurityScheme, SecuritySchemeData, SecureType
+from spectree.models import SecureType, SecurityScheme, SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -74,7 +74,8 @@ class _NoResponseValidation(FlaskPlugin):
 
     def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool,
                           force_resp_serialize: bool) -> tuple[Any, None]:
-        return super().validate_response(resp, None, True, False)
+        result: tuple[Any, None] = super().validate_response(resp, None, True, False)
+        return result
 
 
 # ------------------------------------------------------------------------------------ pydantic -> Problem
@@ -85,7 +86,7 @@ _PATTERN_MESSAGES = {
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "Must be a date (YYYY-MM-DD).",
     r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$": "Must be a date (YYYY-MM-DD).",
     r"^[^\x00@\s]+@[^\x00@\s]+$": "Must be an e-mail address.",
-    r"^[^\x00]*\S[^\x00]*$": "This field is required (text, not blank).",
+    r"^[^\x00]*[^\x00\s][^\x00]*$": "This field is required (text, not blank).",
     r"^[^\x00]*$": "Must be text without NUL characters.",
     r"^[0-9]{0,9}$": "not a cursor this API gave",
 }
@@ -220,7 +221,7 @@ def _check_json_body() -> None:
     """A body must be JSON (an empty body counts as `{}`); it is parsed once here and cached for spectree."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        request._cached_json = ({}, {})  # type: ignore[attr-defined]  # what get_json() hands spectree
+        request._cached_json = ({}, {})  # what get_json() hands spectree
         return
     if not request.is_json:
         raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype or 'no type'}")
@@ -233,7 +234,7 @@ def _check_json_body() -> None:
         raise Invalid("not an object", [Problem("Must be a JSON object.", field="body")])
     if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise Invalid("too deep", [Problem(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field="body")])
-    request._cached_json = (body, body)  # type: ignore[attr-defined]
+    request._cached_json = (body, body)
 
 
 def body(model: type[M]) -> M:
@@ -254,7 +255,7 @@ def query(model: type[M]) -> M:
 
 
 def operation(
-    responses: Mapping[int, type[BaseModel] | None],
+    responses: Mapping[int, Any],
     *,
     json_body: type[BaseModel] | None = None,
     query_model: type[BaseModel] | None = None,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 #: Text that is not blank and carries no NUL character (PostgreSQL text cannot hold one).
-_TEXT = r"^[^\x00]*\S[^\x00]*$"
+_TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
 _OPTIONAL_TEXT = r"^[^\x00]*$"
 _USERNAME = r"^[A-Za-z0-9._-]+$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"

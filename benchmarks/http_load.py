@@ -1,0 +1,249 @@
+"""HTTP load: a mix of inbox reads and task completions against `ntpswf serve` on loopback.
+
+The database is seeded with FINISHED finished and RUNNING running cases of the three-task benchmark
+process (copies of one real case each, so the serialized state is genuine), their open tasks spread over
+200 staff. Prints throughput and p50/p95/p99 latency per kind of request, and how the per-request cost
+changes between a small and a large database (the ratio should stay under 1.3).
+
+Usage: python benchmarks/http_load.py [FINISHED] [RUNNING] [REQUESTS] [DATABASE_URL] [WORKERS]
+Loopback only; bounded by REQUESTS and a 120 s limit per phase.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.config import Settings  # noqa: E402
+from engine.db import Database  # noqa: E402
+from engine.definitions import deploy, read_bundle  # noqa: E402
+from engine.models import AuditEvent, Base, HumanTask, Person, ProcessInstance, User  # noqa: E402
+from engine.runtime import Runtime  # noqa: E402
+from engine.users import issue_token  # noqa: E402
+
+BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
+STAFF = 200
+PHASE_LIMIT_S = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(url: str, finished: int, running: int) -> dict[str, Any]:
+    """Build the database: staff, one real finished and one real running case, then copies of them."""
+    db = Database(url)
+    if db.is_postgres:
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        Base.metadata.drop_all(db.engine)
+    Base.metadata.create_all(db.engine)
+    runtime = Runtime(db, Settings(database_url=url))
+    from engine.users import hash_password
+
+    pw = hash_password("bench-password")
+    with db.unit_of_work() as uow:
+        s = uow.session
+        for i in range(STAFF):
+            person = Person(username=f"staff{i}", name=f"Staff {i}", email=f"staff{i}@bench.example",
+                            classification="AO5")
+            s.add(person)
+            s.flush()
+            from engine.clock import CLOCK
+
+            s.add(User(username=f"staff{i}", password_hash=pw, roles=["staff"], person_id=person.id, active=True,
+                       created_at=CLOCK.now()))
+        deploy(s, read_bundle({BPMN.name: BPMN.read_bytes()}, None), "bench")
+        uow.commit()
+    with db.read() as s:
+        starter = s.scalars(select(User).where(User.username == "staff0")).one()
+        _ = starter.person
+    done = runtime.start(starter, "bench_three_tasks", {"n": 1})
+    while True:
+        with db.read() as s:
+            task_id = s.scalars(select(HumanTask.id).where(HumanTask.instance_id == done,
+                                                           HumanTask.state == "open")).first()
+        if task_id is None:
+            break
+        runtime.complete_task(starter, task_id, {})
+    live = runtime.start(starter, "bench_three_tasks", {"n": 2})
+    with db.read() as s:
+        templates = {r.id: r for r in s.scalars(select(ProcessInstance).where(ProcessInstance.id.in_([done, live])))}
+        live_task = s.scalars(select(HumanTask).where(HumanTask.instance_id == live)).one()
+        people = list(s.scalars(select(Person.id).order_by(Person.id)))
+    _copies(db, templates[done], finished - 1, None, people)
+    _copies(db, templates[live], running - 1, live_task, people)
+    with db.unit_of_work() as uow:  # tokens for every staff member (issued directly: no login throttling)
+        tokens = {}
+        for user in uow.session.scalars(select(User)):
+            tokens[user.username] = issue_token(uow.session, user)[0]
+        uow.commit()
+    if db.is_postgres:
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    db.dispose()
+    return {"tokens": tokens}
+
+
+def _copies(db: Database, template: ProcessInstance, count: int, task: HumanTask | None, people: list[int]) -> None:
+    base = {c: getattr(template, c) for c in ("definition_id", "process_key", "title", "status", "data",
+                                              "serialized", "started_at", "started_by", "updated_at", "ended_at")}
+    batch = 2_000
+    made = 0
+    while made < count:
+        n = min(batch, count - made)
+        with db.unit_of_work() as uow:
+            s = uow.session
+            rows = s.execute(insert(ProcessInstance).returning(ProcessInstance.id),
+                             [{**base, "subject_id": None, "lock_version": 1, "error": None} for _ in range(n)]).all()
+            ids = [r[0] for r in rows]
+            s.execute(insert(AuditEvent), [{"instance_id": i, "at": base["started_at"], "actor": "bench",
+                                            "kind": "started", "detail": {}} for i in ids])
+            if task is not None:
+                s.execute(insert(HumanTask), [{
+                    "instance_id": i, "spiff_task_id": task.spiff_task_id, "name": task.name, "title": task.title,
+                    "lane": None, "assignee_id": people[(made + k) % len(people)], "assigned_group": None,
+                    "state": "open", "form": None, "ui_form": None, "clause": None, "instructions": None,
+                    "created_at": task.created_at, "due_at": None, "completed_at": None, "completed_by": None,
+                    "escalated_at": None} for k, i in enumerate(ids)])
+            uow.commit()
+        made += n
+
+
+def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = {**os.environ, "NTPSWF_DATABASE_URL": url, "NTPSWF_SECRET_KEY": "bench"}
+    proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve", "--no-scheduler", "--port", str(port),
+                             "--workers", str(workers), "--threads", "4"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def load(port: int, tokens: dict[str, str], requests: int, threads: int = 2) -> dict[str, list[float]]:
+    """Each client thread acts as staff members: read the inbox, sometimes complete the first task."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    statuses: dict[int, int] = defaultdict(int)
+    lock = threading.Lock()
+    users = [u for u in tokens if u.startswith("staff")]
+    remaining = [requests]
+    deadline = time.time() + PHASE_LIMIT_S
+
+    def client(seed: int) -> None:
+        rnd = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.time() < deadline:
+            with lock:
+                if remaining[0] <= 0:
+                    break
+                remaining[0] -= 1
+            user = rnd.choice(users)
+            headers = {"Authorization": f"Bearer {tokens[user]}", "Content-Type": "application/json"}
+            t0 = time.perf_counter()
+            conn.request("GET", "/api/v1/tasks?limit=20", headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            took = time.perf_counter() - t0
+            with lock:
+                latencies["inbox read"].append(took)
+                statuses[resp.status] += 1
+            items = json.loads(body).get("items", []) if resp.status == 200 else []
+            if items and rnd.random() < 0.25:
+                task = rnd.choice(items)
+                t0 = time.perf_counter()
+                conn.request("POST", f"/api/v1/tasks/{task['id']}/complete", body=b'{"data": {}}', headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                took = time.perf_counter() - t0
+                with lock:
+                    statuses[resp.status] += 1
+                    if resp.status == 200:
+                        latencies["task completion"].append(took)
+        conn.close()
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    latencies["_elapsed"] = [time.perf_counter() - started]
+    latencies["_statuses"] = [float(k) for k, v in statuses.items() for _ in range(v)]
+    return latencies
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(p * (len(ordered) - 1)))]
+
+
+def phase(label: str, url: str, finished: int, running: int, requests: int, workers: int) -> dict[str, float]:
+    t0 = time.perf_counter()
+    seeded = seed(url, finished, running)
+    seeded_s = time.perf_counter() - t0
+    proc, port = serve(url, workers)
+    try:
+        load(port, seeded["tokens"], min(200, requests))  # warm up
+        result = load(port, seeded["tokens"], requests)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    elapsed = result.pop("_elapsed")[0]
+    statuses: dict[int, int] = defaultdict(int)
+    for status in result.pop("_statuses"):
+        statuses[int(status)] += 1
+    total = sum(len(v) for v in result.values())
+    print(f"\n## {label}: {finished:,} finished + {running:,} running cases, {workers} worker(s)"
+          f" (seeded in {seeded_s:.0f} s)")
+    print(f"throughput: {total / elapsed:.0f} requests/s; statuses {dict(sorted(statuses.items()))}")
+    out = {}
+    for kind, values in sorted(result.items()):
+        if values:
+            print(f"{kind:16s} n={len(values):5d}  p50 {_pct(values, .5):6.1f} ms  p95 {_pct(values, .95):6.1f} ms"
+                  f"  p99 {_pct(values, .99):6.1f} ms")
+            out[kind] = statistics.median(values)
+    return out
+
+
+def main() -> None:
+    finished = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    running = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
+    requests = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000
+    workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        url = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else f"sqlite:///{Path(tmp) / 'http.sqlite3'}"
+        small = phase("small database", url, max(1, finished // 100), max(STAFF, running // 10), requests, workers)
+        large = phase("large database", url, finished, running, requests, workers)
+    print("\nper-request cost, large/small database (target < 1.3):")
+    for kind in small:
+        print(f"  {kind}: {large[kind] / small[kind]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""`make bench`: every benchmark with small defaults (a few minutes), results to benchmarks/RESULTS.md.
+
+Each benchmark prints its own figures, including its baseline measured in the same run; this collects
+their output verbatim. Larger runs: call the scripts directly with their arguments (see each docstring).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SUITE = [
+    ("Engine throughput vs bare SpiffWorkflow", ["engine.py", "200"]),
+    ("Timers: due -> fired, throughput, idle poll", ["timers.py", "20000", "300"]),
+    ("Storage per case", ["storage.py"]),
+    ("HTTP load, SQLite, 1 process", ["http_load.py", "5000", "1000", "1000"]),
+]
+
+
+def main() -> None:
+    postgres = os.environ.get("NTPSWF_BENCH_POSTGRES_URL")
+    suite = list(SUITE)
+    if postgres:
+        suite += [("HTTP load, PostgreSQL, 1 process", ["http_load.py", "5000", "1000", "1000", postgres, "1"]),
+                  ("HTTP load, PostgreSQL, 2 processes", ["http_load.py", "5000", "1000", "1000", postgres, "2"])]
+    sections = []
+    for title, args in suite:
+        print(f"== {title}", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], capture_output=True, text=True,
+                              timeout=600, check=False)
+        output = (done.stdout.strip() or done.stderr.strip()[-2000:])
+        print(output, flush=True)
+        sections.append(f"## {title}\n\n`python benchmarks/{' '.join(args)}` ({time.perf_counter() - started:.0f} s)"
+                        f"\n\n```\n{output}\n```\n")
+    header = (f"# Benchmark results\n\nWritten by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+              f"{platform.python_version()}. Set NTPSWF_BENCH_POSTGRES_URL to add the PostgreSQL runs.\n")
+    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()

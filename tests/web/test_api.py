@@ -1,0 +1,572 @@
+"""Contract tests of REST API v1 (../shared/API.md): every call, every status code it names, one error shape."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from engine.clock import CLOCK
+from engine.models import ApiToken, Leave, Person, ProcessDefinition, ProcessInstance, User
+from engine.runtime import Runtime
+from tests.web.api_helpers import (
+    INVITE,
+    START,
+    api_as,
+    assert_errors,
+    open_task,
+    row_counts,
+    start_case,
+)
+
+HELLO_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs_hello" targetNamespace="x">
+  <bpmn:process id="hello" name="Hello" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="finish"/>
+    <bpmn:endEvent id="finish"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+NEW_PERSON = {"username": "newstarter", "name": "New Starter", "email": "new@demo.ntps.example",
+              "classification": "SPAO1", "pay_point": "SPAO1-1", "organisation": "DPC", "supervisor": "supervisor",
+              "manager": "manager", "commenced_on": "2026-01-05"}
+
+
+# ------------------------------------------------------------------------------------------- tokens
+
+
+def test_token_for_a_username_and_password(client: FlaskClient, app_org: Runtime) -> None:
+    response = client.post("/api/v1/auth/token", json={"username": "employee", "password": "demo-pass-2026"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"token", "expires_at"}
+    assert body["expires_at"] == (CLOCK.now() + timedelta(hours=12)).isoformat()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200
+    assert me.get_json() == {"username": "employee", "name": "Emily Wong", "roles": ["staff"]}
+
+
+def test_tokens_are_hashed_at_rest(client: FlaskClient, app_org: Runtime) -> None:
+    token = client.post("/api/v1/auth/token", json={"username": "hr", "password": "demo-pass-2026"}).get_json()
+    with app_org.db.read() as s:
+        stored = s.scalars(select(ApiToken.token_hash)).all()
+    assert len(stored) == 1 and token["token"] not in stored[0] and len(stored[0]) == 64
+
+
+def test_wrong_password_is_401_with_the_error_shape(client: FlaskClient, app_org: Runtime) -> None:
+    for username in ("employee", "nobody"):  # the same answer whether or not the username exists
+        response = client.post("/api/v1/auth/token", json={"username": username, "password": "wrong-password"})
+        errors = assert_errors(response, 401)
+        assert errors == [{"message": "unknown username or wrong password"}]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_token_request_errors_name_their_fields(client: FlaskClient, app_org: Runtime) -> None:
+    assert_errors(client.post("/api/v1/auth/token", json={}), 422, "username", "password")
+    assert_errors(client.post("/api/v1/auth/token", json={"username": 7, "password": "x"}), 422, "username")
+    assert_errors(client.post("/api/v1/auth/token", json=["username"]), 422, "body")
+    assert_errors(client.post("/api/v1/auth/token", data="username=hr", content_type="text/plain"), 415)
+    assert_errors(client.post("/api/v1/auth/token", data="{not json", content_type="application/json"), 400, "body")
+    # NaN is not JSON (and PostgreSQL's json type would refuse it later)
+    assert_errors(client.post("/api/v1/auth/token", data='{"username": NaN}', content_type="application/json"),
+                  400, "body")
+
+
+def test_token_expires_after_twelve_hours(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "employee")
+    assert api.get("/api/v1/me").status_code == 200
+    CLOCK.advance(timedelta(hours=12))
+    errors = assert_errors(api.get("/api/v1/me"), 401)
+    assert "expired" in errors[0]["message"]
+
+
+def test_revoking_a_token_ends_it(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "employee")
+    other = api_as(app, app_org, "employee")
+    response = api.delete("/api/v1/auth/token")
+    assert response.status_code == 204 and response.data == b""
+    assert_errors(api.get("/api/v1/me"), 401)
+    assert_errors(api.delete("/api/v1/auth/token"), 401)
+    assert other.get("/api/v1/me").status_code == 200  # only the token the call was made with
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.revoked_at.is_not(None))) == 1
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer ", "Basic ZW1wbG95ZWU6eA==", "Bearer not-a-token",
+                                    "Bearer " + "x" * 500])
+def test_no_or_bad_token_is_401(client: FlaskClient, app_org: Runtime, header: str) -> None:
+    headers = {"Authorization": header} if header else {}
+    for method, path in (("get", "/api/v1/me"), ("get", "/api/v1/tasks"), ("get", "/api/v1/processes"),
+                         ("get", "/api/v1/people/employee"), ("post", "/api/v1/people"),
+                         ("post", "/api/v1/instances"), ("get", "/api/v1/instances/1"), ("get", "/api/v1/tasks/1"),
+                         ("post", "/api/v1/tasks/1/complete"), ("post", "/api/v1/processes"),
+                         ("post", "/api/v1/people/employee/leave"), ("delete", "/api/v1/auth/token")):
+        response = getattr(client, method)(path, headers=headers)
+        assert_errors(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_token_endpoint_is_rate_limited_per_client(app: Flask, client: FlaskClient, app_org: Runtime) -> None:
+    app.config["API_TOKEN_LIMIT"] = "3/60"
+    good = {"username": "employee", "password": "demo-pass-2026"}
+    for _ in range(3):
+        assert client.post("/api/v1/auth/token", json=good).status_code == 200
+    limited = client.post("/api/v1/auth/token", json=good)
+    assert_errors(limited, 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    CLOCK.advance(timedelta(seconds=int(limited.headers["Retry-After"])))
+    assert client.post("/api/v1/auth/token", json=good).status_code == 200
+
+
+def test_failed_logins_lock_the_username_not_the_others(app: Flask, client: FlaskClient, app_org: Runtime) -> None:
+    app.config["API_LOGIN_FAILURE_LIMIT"] = "2/900"
+    for _ in range(2):
+        assert client.post("/api/v1/auth/token", json={"username": "hr", "password": "guess-1234"}).status_code == 401
+    # even the right password is refused now: a guesser cannot tell a right guess from a wrong one
+    assert_errors(client.post("/api/v1/auth/token", json={"username": "hr", "password": "demo-pass-2026"}), 429)
+    assert client.post("/api/v1/auth/token", json={"username": "employee",
+                                                   "password": "demo-pass-2026"}).status_code == 200
+    CLOCK.advance(timedelta(minutes=15))
+    assert client.post("/api/v1/auth/token", json={"username": "hr", "password": "demo-pass-2026"}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------- people
+
+
+def test_hr_adds_a_person(app: Flask, app_org: Runtime) -> None:
+    response = api_as(app, app_org, "hr").post("/api/v1/people", json={**NEW_PERSON, "password": "starter-pass-1"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert {k: body[k] for k in NEW_PERSON} == NEW_PERSON
+    assert body["supervisor_of"] == [] and body["manager_of"] == []
+    with app_org.db.read() as s:
+        user = s.scalars(select(User).where(User.username == "newstarter")).one()
+        assert user.roles == ["staff"] and user.person_id is not None
+    token = app.test_client().post("/api/v1/auth/token", json={"username": "newstarter",
+                                                                "password": "starter-pass-1"})
+    assert token.status_code == 200
+
+
+def test_only_admin_and_hr_add_people(app: Flask, app_org: Runtime) -> None:
+    before = row_counts(app_org)
+    for username in ("employee", "supervisor", "manager", "ceo", "ocpe", "owner"):
+        assert_errors(api_as(app, app_org, username).post("/api/v1/people", json=NEW_PERSON), 403)
+    # 403 comes before the body is read: a bad body from a caller who may not add people is still 403
+    assert_errors(api_as(app, app_org, "employee").post("/api/v1/people", json={}), 403)
+    assert row_counts(app_org) == before
+    assert api_as(app, app_org, "admin").post("/api/v1/people", json=NEW_PERSON).status_code == 201
+
+
+def test_a_person_twice_is_409_and_nothing_changes(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    before = row_counts(app_org)
+    assert_errors(api.post("/api/v1/people", json={**NEW_PERSON, "username": "employee"}), 409)
+    assert row_counts(app_org) == before
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"email": "not-an-email"}, "email"),
+    ({"username": "has space"}, "username"),
+    ({"username": ""}, "username"),
+    ({"name": "   "}, "name"),
+    ({"classification": 7}, "classification"),
+    ({"commenced_on": "2026-02-30"}, "commenced_on"),
+    ({"commenced_on": "5 Jan 2026"}, "commenced_on"),
+    ({"supervisor": "nobody"}, "supervisor"),
+    ({"manager": "nobody"}, "manager"),
+    ({"ceo_delegate": "yes"}, "ceo_delegate"),
+    ({"password": "short"}, "password"),
+    ({"name": "x" * 201}, "name"),
+    ({"name": "nul\x00char"}, "name"),
+])
+def test_bad_person_fields_are_422_by_field_and_nothing_changes(app: Flask, app_org: Runtime, change: dict[str, object],
+                                                                 field: str) -> None:
+    before = row_counts(app_org)
+    assert_errors(api_as(app, app_org, "hr").post("/api/v1/people", json={**NEW_PERSON, **change}), 422, field)
+    assert row_counts(app_org) == before
+
+
+def test_missing_person_fields_are_each_named(app: Flask, app_org: Runtime) -> None:
+    response = api_as(app, app_org, "hr").post("/api/v1/people", json={})
+    errors = assert_errors(response, 422, "username", "name", "email", "classification")
+    assert all(e["message"] == "This field is required." for e in errors)
+
+
+def test_a_person_is_seen_by_themselves_their_leaders_and_hr(app: Flask, app_org: Runtime) -> None:
+    for username in ("employee", "supervisor", "manager", "hr", "admin"):
+        response = api_as(app, app_org, username).get("/api/v1/people/employee")
+        assert response.status_code == 200, username
+        assert response.get_json()["supervisor"] == "supervisor"
+    supervisor = api_as(app, app_org, "supervisor").get("/api/v1/people/supervisor").get_json()
+    assert supervisor["supervisor_of"] == ["clerk", "employee", "engineer"]
+    for username in ("engineer", "clerk", "ceo", "delegate", "ocpe", "owner"):
+        assert_errors(api_as(app, app_org, username).get("/api/v1/people/employee"), 404)
+
+
+def test_an_unknown_person_is_404(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    for name in ("nobody", "no%20body", "nul%00", "x" * 300):
+        assert_errors(api.get(f"/api/v1/people/{name}"), 404)
+
+
+# ------------------------------------------------------------------------------------------- leave
+
+
+def test_d19_9d_hr_records_lwop_and_running_cases_are_retimed(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    response = api_as(app, app_org, "hr").post("/api/v1/people/employee/leave", json={
+        "kind": "lwop", "start": "2026-03-10", "end": "2026-03-19", "counts_as_service": False})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body == {"username": "employee", "kind": "lwop", "start": "2026-03-10", "end": "2026-03-19",
+                    "counts_as_service": False, "retimed_cases": [case]}
+    instance = api_as(app, app_org, "hr").get(f"/api/v1/instances/{case}").get_json()
+    assert instance["data"]["assessment_date"] == "2026-07-10"  # ten days later
+    assert instance["data"]["original_assessment_date"] == "2026-06-30"
+
+
+def test_leave_is_for_admin_and_hr(app: Flask, app_org: Runtime) -> None:
+    leave = {"kind": "ordinary", "start": "2026-03-10", "end": "2026-03-12", "counts_as_service": True}
+    for username in ("employee", "supervisor", "manager"):
+        assert_errors(api_as(app, app_org, username).post("/api/v1/people/employee/leave", json=leave), 403)
+    assert_errors(api_as(app, app_org, "hr").post("/api/v1/people/nobody/leave", json=leave), 404)
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Leave)) == 0
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"kind": "holiday"}, "kind"), ({"start": "2026-02-30"}, "start"), ({"end": "tomorrow"}, "end"),
+    ({"end": "2026-03-01"}, "end"), ({"counts_as_service": "no"}, "counts_as_service"),
+    ({"counts_as_service": None}, "counts_as_service"),
+])
+def test_bad_leave_is_422_by_field(app: Flask, app_org: Runtime, change: dict[str, object], field: str) -> None:
+    leave = {"kind": "lwop", "start": "2026-03-10", "end": "2026-03-12", "counts_as_service": False, **change}
+    assert_errors(api_as(app, app_org, "hr").post("/api/v1/people/employee/leave", json=leave), 422, field)
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Leave)) == 0
+
+
+# ------------------------------------------------------------------------------------------- processes
+
+
+def test_processes_lists_the_deployed_definitions(app: Flask, app_org: Runtime) -> None:
+    response = api_as(app, app_org, "employee").get("/api/v1/processes")
+    assert response.status_code == 200
+    items = response.get_json()
+    assert isinstance(items, list)
+    mine = next(p for p in items if p["key"] == "pay_progression")
+    assert set(mine) >= {"key", "version", "name", "deployed_at", "deployed_by", "executable"}
+    assert mine["version"] == 1 and mine["executable"] is True and mine["deployed_by"] == "demo"
+    assert "Link" not in response.headers
+
+
+def test_processes_are_paged_with_a_link_header(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "owner")
+    assert api.post("/api/v1/processes", data=HELLO_BPMN, content_type="application/xml").status_code == 201
+    everything = [p["key"] for p in api.get("/api/v1/processes").get_json()]
+    assert len(everything) >= 2
+    seen, url = [], "/api/v1/processes?limit=1"
+    while url:
+        response = api.get(url)
+        page = response.get_json()
+        assert len(page) == 1
+        seen += [p["key"] for p in page]
+        link = response.headers.get("Link")
+        url = re.sub(r"^<https?://[^/]+(/[^>]*)>.*$", r"\1", link) if link else ""
+    assert seen == everything
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "cursor=abc", "cursor=-1"])
+def test_bad_paging_is_422(app: Flask, app_org: Runtime, query: str) -> None:
+    api = api_as(app, app_org, "supervisor")
+    field = query.split("=")[0]
+    assert_errors(api.get(f"/api/v1/processes?{query}"), 422, field)
+    assert_errors(api.get(f"/api/v1/tasks?{query}"), 422, field)
+
+
+def test_owner_deploys_bpmn_as_xml(app: Flask, app_org: Runtime) -> None:
+    response = api_as(app, app_org, "owner").post("/api/v1/processes", data=HELLO_BPMN,
+                                                   content_type="application/xml")
+    assert response.status_code == 201
+    assert response.get_json() == {"processes": [{"key": "hello", "version": 1}]}
+
+
+def test_deploy_as_multipart_with_any_field_names(app: Flask, app_org: Runtime) -> None:
+    bpmn = (app_org.settings.processes_dir / "pay_progression.bpmn").read_bytes()
+    forms = app_org.settings.forms_dir
+    data = {"first": (io.BytesIO(HELLO_BPMN), "hello.bpmn"), "second": (io.BytesIO(bpmn), "pay_progression.bpmn")}
+    data.update({f"form{i}": (io.BytesIO(p.read_bytes()), p.name) for i, p in enumerate(sorted(forms.glob("*.json")))})
+    response = api_as(app, app_org, "admin").post("/api/v1/processes", data=data, content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    assert sorted(p["key"] for p in response.get_json()["processes"]) == ["hello", "pay_progression"]
+
+
+def test_deploy_is_all_or_nothing(app: Flask, app_org: Runtime) -> None:
+    before = row_counts(app_org)
+    broken = HELLO_BPMN.replace(b'id="hello"', b'id="broken"').replace(b'targetRef="finish"', b'targetRef="nowhere"')
+    data = {"a": (io.BytesIO(HELLO_BPMN), "hello.bpmn"), "b": (io.BytesIO(broken), "broken.bpmn")}
+    response = api_as(app, app_org, "owner").post("/api/v1/processes", data=data, content_type="multipart/form-data")
+    errors = assert_errors(response, 422)
+    assert any("element" in e for e in errors)
+    assert row_counts(app_org) == before
+
+
+def test_deploy_refusals(app: Flask, app_org: Runtime) -> None:
+    owner = api_as(app, app_org, "owner")
+    assert_errors(owner.post("/api/v1/processes", data=b"<bpmn:definitions", content_type="application/xml"), 422)
+    assert_errors(owner.post("/api/v1/processes", data=HELLO_BPMN, content_type="text/plain"), 415)
+    assert_errors(owner.post("/api/v1/processes", json={"bpmn": "x"}), 415)
+    entity = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>'
+    assert_errors(owner.post("/api/v1/processes", data=entity, content_type="application/xml"), 422)
+    for username in ("employee", "hr", "supervisor"):
+        assert_errors(api_as(app, app_org, username).post("/api/v1/processes", data=HELLO_BPMN,
+                                                         content_type="application/xml"), 403)
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessDefinition).where(
+            ProcessDefinition.key == "hello")) == 0
+
+
+def test_too_large_a_body_is_a_json_413(app: Flask, app_org: Runtime) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = api_as(app, app_org, "owner").post("/api/v1/processes", data=b" " * 4096,
+                                                   content_type="application/xml")
+    assert_errors(response, 413)
+
+
+# ------------------------------------------------------------------------------------------- instances
+
+
+def test_hr_starts_a_case(app: Flask, app_org: Runtime) -> None:
+    response = api_as(app, app_org, "hr").post("/api/v1/instances", json={"process": "pay_progression",
+                                                                         "data": START})
+    assert response.status_code == 201
+    case = response.get_json()
+    assert case["process"] == "pay_progression" and case["version"] == 1 and case["status"] == "running"
+    data = case["data"]
+    assert {k: data[k] for k in START} == START
+    assert data["classification"] == "SPAO1" and data["pay_point"] == "SPAO1-1"
+    assert data["original_assessment_date"] == "2026-06-30"
+    assert [t["name"] for t in case["tasks"]] == ["invite_submission"]
+    assert case["tasks"][0]["assignee"] == "supervisor"
+    assert all(set(t) >= {"name", "due_at"} for t in case["timers"])
+    assert case["events"][0]["kind"] == "started" and case["events"][0]["actor"] == "hr"
+    assert all(set(e) >= {"at", "actor", "kind", "detail"} for e in case["events"])
+
+
+def test_supervisor_starts_a_case_for_their_staff_but_not_others(app: Flask, app_org: Runtime) -> None:
+    supervisor = api_as(app, app_org, "supervisor")
+    assert supervisor.post("/api/v1/instances", json={"process": "pay_progression", "data": START}).status_code == 201
+    before = row_counts(app_org)
+    assert_errors(api_as(app, app_org, "engineer").post("/api/v1/instances", json={
+        "process": "pay_progression", "data": START}), 403)
+    assert row_counts(app_org) == before
+
+
+def test_d19_1_policy_refusal_is_422_with_the_reason(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    before = row_counts(app_org)
+    errors = assert_errors(api.post("/api/v1/instances", json={"process": "pay_progression",
+                                                              "data": {**START, "employee": "clerk"}}), 422, "employee")
+    assert "Determination 19, cl. 1" in errors[0]["message"] and "AO6" in errors[0]["message"]
+    assert_errors(api.post("/api/v1/instances", json={"process": "pay_progression", "data": {
+        "employee": "nobody", "assessment_date": "2026-02-30"}}), 422, "employee", "assessment_date", "agreement_start")
+    assert_errors(api.post("/api/v1/instances", json={"process": "no_such_process", "data": {}}), 422, "process")
+    assert_errors(api.post("/api/v1/instances", json={"process": "pay_progression", "data": []}), 422, "data")
+    assert_errors(api.post("/api/v1/instances", json={"data": START}), 422, "process")
+    assert row_counts(app_org) == before
+
+
+def test_a_case_is_hidden_from_those_outside_it(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    for username in ("employee", "supervisor", "hr", "admin"):
+        assert api_as(app, app_org, username).get(f"/api/v1/instances/{case}").status_code == 200, username
+    for username in ("engineer", "clerk", "ocpe", "owner"):
+        assert_errors(api_as(app, app_org, username).get(f"/api/v1/instances/{case}"), 404)
+    hr = api_as(app, app_org, "hr")
+    for missing in (case + 1000, 2147483647, 2147483648, 99999999999999999999):
+        assert_errors(hr.get(f"/api/v1/instances/{missing}"), 404)
+
+
+# ------------------------------------------------------------------------------------------- tasks
+
+
+def test_tasks_lists_what_the_caller_may_work_on(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    page = api_as(app, app_org, "supervisor").get("/api/v1/tasks").get_json()
+    assert page["next"] is None
+    [task] = page["items"]
+    assert set(task) >= {"id", "instance", "name", "title", "lane", "assignee", "due_at", "overdue", "clause"}
+    assert task["instance"] == case and task["name"] == "invite_submission" and task["lane"] == "Supervisor"
+    assert task["title"] == "Invite a pay progression submission" and task["clause"] == "D19-3.2"
+    assert task["due_at"].startswith("2026-05-01") and task["overdue"] is False
+    for username in ("employee", "engineer", "manager", "hr"):
+        assert api_as(app, app_org, username).get("/api/v1/tasks").get_json() == {"items": [], "next": None}
+
+
+def test_tasks_are_paged_by_cursor(app: Flask, app_org: Runtime) -> None:
+    cases = [start_case(app_org), start_case(app_org, {**START, "employee": "engineer"})]
+    api = api_as(app, app_org, "supervisor")
+    first = api.get("/api/v1/tasks?limit=1").get_json()
+    assert len(first["items"]) == 1 and first["next"] is not None
+    second = api.get(f"/api/v1/tasks?limit=1&cursor={first['next']}").get_json()
+    assert len(second["items"]) == 1 and second["next"] is None
+    assert [first["items"][0]["instance"], second["items"][0]["instance"]] == cases
+
+
+def test_a_task_shows_its_form_and_data(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    task = open_task(app_org, case, "invite_submission")
+    body = api_as(app, app_org, "supervisor").get(f"/api/v1/tasks/{task}").get_json()
+    assert body["id"] == task and body["workable"] is True
+    assert body["form"]["schema"]["required"] == ["invitation"] and isinstance(body["form"]["ui_schema"], dict)
+    assert isinstance(body["data"], dict)
+    # the employee may see the task of her own case, read-only
+    mine = api_as(app, app_org, "employee").get(f"/api/v1/tasks/{task}")
+    assert mine.status_code == 200 and mine.get_json()["workable"] is False
+    assert_errors(api_as(app, app_org, "engineer").get(f"/api/v1/tasks/{task}"), 404)
+    assert_errors(api_as(app, app_org, "supervisor").get(f"/api/v1/tasks/{task + 1000}"), 404)
+
+
+def test_completing_a_task(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    task = open_task(app_org, case, "invite_submission")
+    response = api_as(app, app_org, "supervisor").post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["id"] == case and [t["name"] for t in body["tasks"]] == ["make_submission"]
+    assert body["data"]["invitation"]["message"] == INVITE["invitation"]["message"]
+
+
+def test_completing_refusals_403_404_409_422(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    task = open_task(app_org, case, "invite_submission")
+    before = row_counts(app_org)
+    supervisor = api_as(app, app_org, "supervisor")
+    errors = assert_errors(supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": {}}), 422, "invitation")
+    assert errors[0]["message"]
+    assert_errors(supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": {"invitation": {
+        "message": "   "}}}), 422)
+    assert_errors(supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": "x"}), 422, "data")
+    assert_errors(api_as(app, app_org, "employee").post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE}), 403)
+    assert_errors(api_as(app, app_org, "hr").post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE}), 403)
+    assert_errors(api_as(app, app_org, "engineer").post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE}), 404)
+    assert_errors(supervisor.post(f"/api/v1/tasks/{task + 1000}/complete", json={"data": INVITE}), 404)
+    assert row_counts(app_org) == before
+    assert supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE}).status_code == 200
+    assert_errors(supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": INVITE}), 409)
+
+
+def test_a_form_cannot_set_undeclared_case_data(app: Flask, app_org: Runtime) -> None:
+    case = start_case(app_org)
+    task = open_task(app_org, case, "invite_submission")
+    api_as(app, app_org, "supervisor").post(f"/api/v1/tasks/{task}/complete", json={
+        "data": {**INVITE, "outcome": "progressed", "employee": "engineer"}})
+    with app_org.db.read() as s:
+        data = s.get_one(ProcessInstance, case).data
+    assert data["employee"] == "employee" and "outcome" not in data
+
+
+# ------------------------------------------------------------------------------------------- HTTP edges
+
+
+def test_unknown_api_paths_and_methods_answer_json(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    assert_errors(api.get("/api/v1/nothing-here"), 404)
+    response = api.delete("/api/v1/people/employee")
+    assert_errors(response, 405)
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}
+    response = api.client.put("/api/v1/tasks")
+    assert_errors(response, 405)
+
+
+def test_no_stack_trace_ever(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(200):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    for response in (api.post("/api/v1/instances", json={"process": "pay_progression", "data": deep}),
+                     api.post("/api/v1/instances", data=b"\xff\xfe", content_type="application/json"),
+                     api.post("/api/v1/people", data="[" * 5000, content_type="application/json")):
+        assert 400 <= response.status_code < 500
+        assert "Traceback" not in response.get_data(as_text=True)
+        assert_errors(response, response.status_code)
+
+
+def test_a_user_without_a_person_record_can_call(app: Flask, app_org: Runtime) -> None:
+    from engine.users import create_user
+
+    with app_org.db.unit_of_work() as uow:
+        create_user(uow.session, "robot", ["hr"], "robot-pass-2026")
+        uow.commit()
+    api = api_as(app, app_org, "robot")
+    assert api.get("/api/v1/me").get_json() == {"username": "robot", "name": "robot", "roles": ["hr"]}
+    assert api.get("/api/v1/tasks").status_code == 200
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Person).where(Person.username == "robot")) == 0
+
+
+# ------------------------------------------------------------------------------------------- the document
+
+
+API_MD_CALLS = {("post", "/api/v1/auth/token"), ("get", "/api/v1/me"), ("post", "/api/v1/people"),
+                ("get", "/api/v1/people/{username}"), ("post", "/api/v1/people/{username}/leave"),
+                ("get", "/api/v1/processes"), ("post", "/api/v1/processes"), ("post", "/api/v1/instances"),
+                ("get", "/api/v1/instances/{instance_id}"), ("get", "/api/v1/tasks"),
+                ("get", "/api/v1/tasks/{task_id}"), ("post", "/api/v1/tasks/{task_id}/complete")}
+
+
+def test_openapi_document_describes_every_call(client: FlaskClient) -> None:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert doc["openapi"].startswith("3.")
+    calls = {(m, p) for p, item in doc["paths"].items() for m in item}
+    assert calls >= API_MD_CALLS | {("delete", "/api/v1/auth/token")}
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearerAuth"][
+            "description"]}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            secured = op.get("security", doc["security"]) != []
+            assert "401" in codes or not secured, (method, path)
+            assert any(c.startswith("2") for c in codes)
+            for code, answer in op["responses"].items():
+                if code.startswith("4"):
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Errors"}
+            if "{" in path:
+                assert "404" in codes, (method, path)
+    token_op = doc["paths"]["/api/v1/auth/token"]["post"]
+    assert token_op["security"] == [] and "429" in token_op["responses"]
+    deploy = doc["paths"]["/api/v1/processes"]["post"]["requestBody"]["content"]
+    assert set(deploy) == {"application/xml", "multipart/form-data"}
+    person = doc["components"]["schemas"]["PersonIn"]
+    assert set(person["required"]) == {"username", "name", "email", "classification"}
+    json.dumps(doc)  # plain JSON
+
+
+def test_the_document_validates_what_the_api_validates(app: Flask, app_org: Runtime) -> None:
+    """The limits the document publishes are the ones the API enforces (one source: the models)."""
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    name_max = doc["components"]["schemas"]["PersonIn"]["properties"]["name"]["maxLength"]
+    api = api_as(app, app_org, "hr")
+    assert_errors(api.post("/api/v1/people", json={**NEW_PERSON, "name": "x" * (name_max + 1)}), 422, "name")
+    assert api.post("/api/v1/people", json={**NEW_PERSON, "name": "x" * name_max}).status_code == 201
+
+
+def test_docs_page_works_without_a_cdn(client: FlaskClient) -> None:
+    response = client.get("/api/v1/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "POST /api/v1/auth/token" in page and "GET /api/v1/tasks/{task_id}" in page
+    assert "PersonIn" in page and "Authorization: Bearer TOKEN" in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from another origin
+    assert "<script" not in page
