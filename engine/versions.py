@@ -127,9 +127,14 @@ class Draft:
     other_files: list[str] = field(default_factory=list)
 
 
+def saved_draft(session: Session, key: str) -> ProcessDraft | None:
+    """The saved draft of a process, if any."""
+    return session.scalars(select(ProcessDraft).where(ProcessDraft.process_key == key)).first()
+
+
 def open_draft(session: Session, key: str, version: int | None = None) -> Draft:
     """The saved draft of a process, else the given (or newest) version as a new draft."""
-    saved = session.scalars(select(ProcessDraft).where(ProcessDraft.process_key == key)).first()
+    saved = saved_draft(session, key)
     if saved is not None and version is None:
         base = latest_definition(session, key)
         others = [f for f in (base.sources if base else {}) if f != saved.filename]

@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from web import admin
 
     app.register_blueprint(admin.bp)
+    from web import studio
+
+    app.register_blueprint(studio.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
 
     @app.after_request

@@ -106,6 +106,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "Must be a whole number."
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return "Must be a JSON object."
+    if kind == "extra_forbidden":
+        return "Unknown parameter."
     if kind == "literal_error":
         return f"Must be one of: {ctx.get('expected', '')}.".replace("'", "")
     if kind == "string_pattern_mismatch":

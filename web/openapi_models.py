@@ -148,8 +148,12 @@ class LeaveOut(_Out):
 # ------------------------------------------------------------------------------------------- processes
 
 
-class Page(_In):
-    """Paging of a list: `limit` items after `cursor` (the `next` value of the previous page)."""
+class Page(BaseModel):
+    """Paging of a list: `limit` items after `cursor` (the `next` value of the previous page).
+
+    Unknown query parameters are refused, so a misspelt `limt=5` is an error rather than 50 items."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cursor: str = Field(default="", pattern=r"^[0-9]{0,9}$", description="from the previous page's next")
     limit: int = Field(default=50, ge=1, le=200)

@@ -1,0 +1,125 @@
+"""Browser tests: the real app on a loopback port over a fresh SQLite database with the demo loaded,
+driven by Debian's chromium through Playwright (no browser download).
+
+Skipped, with the reason, when chromium or the npm assets are missing on a developer's machine; under
+CI=true they fail instead, because CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from engine.config import PROJECT_ROOT, Settings
+from engine.db import Database
+from engine.demo import load_demo
+from engine.runtime import Runtime
+from tests.conftest import require
+
+CHROMIUM = Path("/usr/bin/chromium")
+NODE_MODULES = PROJECT_ROOT / "node_modules"
+VENDOR = PROJECT_ROOT / "web" / "static" / "vendor"
+AXE = NODE_MODULES / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PASSWORD = "demo-pass-2026"  # noqa: S105 - the documented demo password
+
+
+def _check_environment() -> None:
+    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require(AXE.is_file(), "node_modules is missing (run `make vendor`: npm ci from package-lock.json)")
+    require((VENDOR / "studio.js").is_file() and (VENDOR / "viewer.js").is_file(),
+            "web/static/vendor is not built (run `make vendor`)")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the whole session."""
+    _check_environment()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread; `runtime` reaches the same database."""
+
+    def __init__(self, url: str, runtime: Runtime) -> None:
+        self.url = url
+        self.runtime = runtime
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh database with the demo (people, processes, two cases) and the app on a free loopback port."""
+    _check_environment()
+    from web import create_app
+    from web.cli import upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'browser.sqlite3'}"
+    upgrade_database(url)
+    settings = Settings(database_url=url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes")
+    runtime = Runtime(Database(url), settings)
+    for _line in load_demo(runtime):
+        pass
+    os.environ.setdefault("NTPSWF_SECRET_KEY", "test-secret")
+    app = create_app(settings, {"TESTING": False})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", runtime)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        app.extensions["ntpswf"].db.dispose()
+        runtime.db.dispose()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A fresh browser context (no cookies) with short timeouts, so a broken page fails fast."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(8000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.js_errors = errors
+    yield tab
+    context.close()
+
+
+def login(page: Any, username: str) -> None:
+    """Log in through the login form."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def axe_violations(page: Any, exclude: list[str] | None = None) -> list[dict[str, Any]]:
+    """Serious and critical axe-core violations on the current page (axe from node_modules, WCAG 2.1 A/AA)."""
+    page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = page.evaluate(
+        """async (exclude) => {
+            const context = exclude.length ? { exclude: exclude.map((s) => [s]) } : document;
+            return await axe.run(context, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+                                           resultTypes: ['violations'] });
+        }""",
+        exclude or [],
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"] if v["impact"] in ("serious", "critical")
+    ]

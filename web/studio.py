@@ -1,0 +1,309 @@
+"""The process owners' studio: processes and versions, the modeler, forms, validation, deployment,
+comparison, roll back, migration of running cases, imports; and the instance diagram every case shows.
+
+Owners' pages need the process_owner or admin role. The JSON endpoints the modeler calls live under
+/studio/api/ and answer errors as JSON ({"problems": [{"element"|"field", "message"}]}). The instance
+diagram is for anyone who may see the case.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import generate_csrf
+
+from engine import migration, queries, versions
+from engine.assignment import KNOWN_LANES
+from engine.diagram import instance_diagram
+from engine.errors import EngineError, Invalid, Problem
+from engine.forms import check_schema
+from web import services
+from web.auth import current_user, login_required, roles_required
+from web.errors import status_of
+from web.formrender import render_form
+
+bp = Blueprint("studio", __name__, url_prefix="/studio")
+OWNERS = ("process_owner", "admin")
+
+
+def _problems_json(problems: list[Problem], status: int) -> ResponseReturnValue:
+    return jsonify(problems=[p.as_dict() for p in problems]), status
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object", [Problem("must be a JSON object", field="body")])
+    return body
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@bp.errorhandler(EngineError)
+def _engine_error(exc: EngineError) -> ResponseReturnValue:
+    """JSON for the modeler's calls, the site's error page for people."""
+    code = status_of(exc)
+    if request.path.startswith("/studio/api/") or request.path.endswith(".json"):
+        return _problems_json(exc.problems, code)
+    return render_template("error.html", code=code, message=exc.message, problems=exc.problems), code
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@bp.get("/")
+@roles_required(*OWNERS)
+def index() -> ResponseReturnValue:
+    """Every process with its newest version, running cases and draft; the import form."""
+    with services().db.read() as s:
+        items = versions.processes(s)
+    return render_template("studio/index.html", items=items)
+
+
+@bp.post("/import")
+@roles_required(*OWNERS)
+def import_diagram() -> ResponseReturnValue:
+    """Upload a diagram made elsewhere (and its forms): it becomes the process's draft, problems listed."""
+    files = {f.filename or "upload.bpmn": f.read() for f in request.files.getlist("files") if f.filename}
+    if not files:
+        raise Invalid("choose a file", [Problem("choose a .bpmn file to import", field="files")])
+    key, problems = versions.import_files(services().db, current_user(), files, services().settings.forms_dir)
+    if problems:
+        flash(f"Imported as a draft of '{key}'. It cannot be deployed yet: {len(problems)} problem(s) are listed.")
+    else:
+        flash(f"Imported as a draft of '{key}'. It is valid and can be deployed.")
+    return redirect(url_for("studio.edit", key=key))
+
+
+@bp.get("/processes/<key>")
+@roles_required(*OWNERS)
+def process(key: str) -> ResponseReturnValue:
+    """The versions of a process side by side: who deployed what when, running cases, actions."""
+    with services().db.read() as s:
+        rows = versions.versions(s, key)
+        running = migration.versions_with_running_cases(s, key)
+        items = [{"version": r.version, "name": r.name, "deployed_at": r.deployed_at, "deployed_by": r.deployed_by,
+                  "hash": r.content_hash[:10], "files": sorted(r.sources), "forms": sorted(r.forms),
+                  "running": running.get(r.version, 0)} for r in rows]
+        draft = versions.saved_draft(s, key)
+    return render_template("studio/process.html", key=key, name=rows[0].name, items=items,
+                           latest=rows[0].version, draft=draft)
+
+
+@bp.get("/processes/<key>/edit")
+@roles_required(*OWNERS)
+def edit(key: str) -> ResponseReturnValue:
+    """The modeler: the saved draft, or a version (the newest unless ?version=N) as a new draft."""
+    version = request.args.get("version", type=int)
+    with services().db.read() as s:
+        draft = versions.open_draft(s, key, version)
+    problems: list[Problem] = []
+    if draft.saved_at is not None:
+        problems = versions.validate_draft(services().db, current_user(), key, draft.filename, draft.xml,
+                                           draft.forms, services().settings.forms_dir)
+    data = {
+        "key": key, "filename": draft.filename, "xml": draft.xml, "forms": draft.forms,
+        "base_version": draft.base_version, "lanes": sorted(KNOWN_LANES),
+        "problems": [p.as_dict() for p in problems], "csrf": generate_csrf(),
+        "urls": {"validate": url_for("studio.api_validate"), "draft": url_for("studio.api_draft"),
+                 "deploy": url_for("studio.api_deploy"), "preview": url_for("studio.api_form_preview")},
+    }
+    return render_template("studio/edit.html", key=key, draft=draft, data=data)
+
+
+@bp.post("/processes/<key>/draft/discard")
+@roles_required(*OWNERS)
+def discard(key: str) -> ResponseReturnValue:
+    """Throw the draft away."""
+    if versions.discard_draft(services().db, current_user(), key):
+        flash("The draft was discarded.")
+    with services().db.read() as s:
+        deployed = versions.processes(s)
+    if any(p["key"] == key and p["version"] for p in deployed):
+        return redirect(url_for("studio.process", key=key))
+    return redirect(url_for("studio.index"))
+
+
+@bp.get("/processes/<key>/compare")
+@roles_required(*OWNERS)
+def compare(key: str) -> ResponseReturnValue:
+    """What changed between two versions."""
+    with services().db.read() as s:
+        rows = versions.versions(s, key)
+        newest = rows[0].version
+        new = request.args.get("new", default=newest, type=int)
+        old = request.args.get("old", default=max(1, new - 1), type=int)
+        diff = versions.compare(s, key, old, new)
+    return render_template("studio/compare.html", key=key, diff=diff, all_versions=[r.version for r in rows],
+                           old=old, new=new)
+
+
+@bp.post("/processes/<key>/rollback")
+@roles_required(*OWNERS)
+def rollback(key: str) -> ResponseReturnValue:
+    """Deploy an earlier version's content again as a new version."""
+    version = request.form.get("version", type=int)
+    if version is None:
+        raise Invalid("choose a version", [Problem("choose the version to roll back to", field="version")])
+    result = versions.rollback(services().db, current_user(), key, version)
+    flash(f"Version {version} was deployed again as version {result.version}. Running cases keep their version.")
+    return redirect(url_for("studio.process", key=key))
+
+
+@bp.get("/processes/<key>/versions/<int:version>/download")
+@roles_required(*OWNERS)
+def download(key: str, version: int) -> ResponseReturnValue:
+    """One file of a version (the process's .bpmn unless ?file= names another) as a download."""
+    with services().db.read() as s:
+        row = versions.definition(s, key, version)
+        name, text = versions.source_file(row, request.args.get("file") or None)
+    stem, _, ext = name.rpartition(".")
+    download_name = f"{stem}.v{version}.{ext}" if stem else name
+    response = Response(text, mimetype="application/xml")
+    response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@bp.get("/processes/<key>/migrate")
+@roles_required(*OWNERS)
+def migrate_preview(key: str) -> ResponseReturnValue:
+    """Which running cases of one version can move to another, and why the others cannot."""
+    with services().db.read() as s:
+        rows = versions.versions(s, key)
+        running = migration.versions_with_running_cases(s, key)
+    all_versions = [r.version for r in rows]
+    to_version = request.args.get("to", default=all_versions[0], type=int)
+    sources = [v for v in sorted(running) if v != to_version]
+    from_version = request.args.get("from", default=sources[0] if sources else to_version, type=int)
+    candidates = migration.preview(services().runtime, current_user(), key, from_version, to_version)
+    return render_template("studio/migrate.html", key=key, candidates=candidates, all_versions=all_versions,
+                           running=running, from_version=from_version, to_version=to_version, outcomes=None)
+
+
+@bp.post("/processes/<key>/migrate")
+@roles_required(*OWNERS)
+def migrate(key: str) -> ResponseReturnValue:
+    """Move the chosen cases, or every case that can move; one transaction per case."""
+    from_version = request.form.get("from", type=int)
+    to_version = request.form.get("to", type=int)
+    if from_version is None or to_version is None:
+        raise Invalid("choose the versions", [Problem("choose both versions", field="from")])
+    chosen: list[int] | None = None
+    if request.form.get("scope") != "all":
+        chosen = [int(v) for v in request.form.getlist("instance") if v.isdigit()]
+        if not chosen:
+            raise Invalid("choose cases", [Problem("choose at least one case, or migrate all that can move",
+                                                   field="instance")])
+    outcomes = migration.migrate_many(services().runtime, current_user(), key, from_version, to_version, chosen)
+    moved = sum(1 for o in outcomes if o.migrated)
+    flash(f"{moved} case(s) moved from version {from_version} to version {to_version}"
+          + (f"; {len(outcomes) - moved} could not move." if moved != len(outcomes) else "."))
+    with services().db.read() as s:
+        running = migration.versions_with_running_cases(s, key)
+        all_versions = [r.version for r in versions.versions(s, key)]
+    candidates = migration.preview(services().runtime, current_user(), key, from_version, to_version)
+    return render_template("studio/migrate.html", key=key, candidates=candidates, all_versions=all_versions,
+                           running=running, from_version=from_version, to_version=to_version, outcomes=outcomes)
+
+
+# --------------------------------------------------------------------------- instance diagrams
+
+
+@bp.get("/instances/<int:instance_id>/diagram.json")
+@login_required
+def instance_diagram_json(instance_id: int) -> ResponseReturnValue:
+    """A case's diagram and which elements are completed, open and waiting (anyone who may see the case)."""
+    with services().db.read() as s:
+        row = queries.get_instance(s, current_user(), instance_id)
+        data = instance_diagram(s, row)
+    response = jsonify(data)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/instances/<int:instance_id>/diagram")
+@login_required
+def instance_page(instance_id: int) -> ResponseReturnValue:
+    """The case's diagram with its history beside it."""
+    with services().db.read() as s:
+        row = queries.get_instance(s, current_user(), instance_id)
+        case = queries.instance_dict(s, row)
+    return render_template("studio/instance.html", case=case)
+
+
+# --------------------------------------------------------------------------- JSON endpoints (the modeler)
+
+
+def _draft_args(body: dict[str, Any]) -> tuple[str | None, Any, Any, Any]:
+    key = body.get("key")
+    return (key if isinstance(key, str) and key else None), body.get("filename"), body.get("xml"), \
+        body.get("forms", {})
+
+
+@bp.post("/api/validate")
+@roles_required(*OWNERS)
+def api_validate() -> ResponseReturnValue:
+    """Every problem of the diagram and forms as sent, each with its element; nothing is stored."""
+    key, filename, xml, forms = _draft_args(_body())
+    problems = versions.validate_draft(services().db, current_user(), key, filename, xml, forms,
+                                       services().settings.forms_dir)
+    return jsonify(valid=not problems, problems=[p.as_dict() for p in problems])
+
+
+@bp.post("/api/draft")
+@roles_required(*OWNERS)
+def api_draft() -> ResponseReturnValue:
+    """Save the modeler's work as the process's draft."""
+    body = _body()
+    key, filename, xml, forms = _draft_args(body)
+    if key is None:
+        raise Invalid("no process", [Problem("the draft needs a process key", field="key")])
+    draft = versions.save_draft(services().db, current_user(), key, filename, xml, forms,
+                                _optional_int(body.get("base_version")))
+    return jsonify(saved_at=draft.saved_at, saved_by=draft.saved_by)
+
+
+@bp.post("/api/deploy")
+@roles_required(*OWNERS)
+def api_deploy() -> ResponseReturnValue:
+    """Validate and deploy as new versions (audited); answers the versions or every problem."""
+    key, filename, xml, forms = _draft_args(_body())
+    results = versions.deploy_draft(services().db, current_user(), key, filename, xml, forms,
+                                    services().settings.forms_dir)
+    return jsonify(processes=[{"key": r.key, "version": r.version, "created": r.created} for r in results]), 201
+
+
+@bp.post("/api/form-preview")
+@roles_required(*OWNERS)
+def api_form_preview() -> ResponseReturnValue:
+    """The form as staff will see it, rendered by the same code (web.formrender.render_form)."""
+    body = _body()
+    schema, ui_schema = body.get("schema"), body.get("ui_schema")
+    if len(json.dumps(body)) > 512 * 1024:
+        raise Invalid("form too large", [Problem("the form is larger than 512 KiB", field="schema")])
+    problems = [Problem(m, field="schema") for m in check_schema(schema)] if schema is not None else []
+    if not isinstance(schema, dict) or problems:
+        return jsonify(html="", problems=[p.as_dict() for p in problems or [
+            Problem("the schema must be a JSON object", field="schema")]])
+    if ui_schema is not None and not isinstance(ui_schema, dict):
+        return jsonify(html="", problems=[{"field": "ui_schema", "message": "the UI schema must be a JSON object"}])
+    try:
+        html = str(render_form(schema, ui_schema, {}, None))
+    except Exception:  # a schema the renderer cannot draw must not 500 the editor
+        return jsonify(html="", problems=[{"field": "schema", "message": "this schema cannot be rendered as a form"}])
+    return jsonify(html=html, problems=[])
