@@ -194,7 +194,7 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
         problems.extend(spec_problems)
         missing = [name for name, s in subs.items() if s is None]
         problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
-        files = _files_of(parser, key, subs, all_specs, bundle)
+        files = _files_of(parser, key, subs, bundle)
         parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms, files))
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
@@ -210,21 +210,19 @@ def validate_bundle(bundle: Bundle) -> list[Problem]:
     return []
 
 
-def _files_of(parser: Any, key: str, subs: Mapping[str, Any], specs: list[Any], bundle: Bundle) -> list[str]:
-    """The source files a process is built from: its own, those of the processes it calls, the DMN it uses."""
+def _files_of(parser: Any, key: str, subs: Mapping[str, Any], bundle: Bundle) -> list[str]:
+    """The source files a process is built from: its own, those of the processes it calls, and every DMN file.
+
+    Every decision table travels with every process of the deployment: starters run tables before a case
+    exists (engine.d19_rules), not only business rule tasks, so which ones a process needs is not visible
+    in its diagram.
+    """
     files: list[str] = []
     for name in (key, *subs):
-        process_parser = parser.get_process_parser(name)
-        filename = getattr(process_parser, "filename", None)
+        filename = getattr(parser.get_process_parser(name), "filename", None)
         if filename in bundle.sources and filename not in files:
             files.append(filename)
-    decisions = {(getattr(ts, "extensions", None) or {}).get("calledDecisionId")
-                 for spec in specs for ts in spec.task_specs.values()}
-    for decision in sorted(d for d in decisions if d):
-        dmn = getattr(parser, "dmn_parsers", {}).get(decision)
-        filename = getattr(dmn, "filename", None)
-        if filename in bundle.sources and filename not in files:
-            files.append(filename)
+    files.extend(name for name in bundle.sources if name.lower().endswith(".dmn") and name not in files)
     return files or list(bundle.sources)
 
 
