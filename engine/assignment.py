@@ -45,8 +45,8 @@ def _manager_of(person: Person) -> Person | None:
 def resolve_lane(session: Session, lane: str | None, data: dict[str, Any], starter: str) -> Assignment:
     """Resolve a lane against the case data and the people records as they are now."""
     if lane is None:
-        return Assignment(person_by_username(session, starter), None if person_by_username(
-            session, starter) else FALLBACK_GROUP)
+        starter_person = person_by_username(session, starter)
+        return Assignment(starter_person, None if starter_person else FALLBACK_GROUP)
     override = (data.get("assign") or {}).get(lane) if isinstance(data.get("assign"), dict) else None
     if override:
         chosen = person_by_username(session, override)

@@ -219,14 +219,11 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     })
     data.setdefault("original_assessment_date", data["assessment_date"])
     data.setdefault("submission_closes", data["assessment_date"])
-    if transfer is not None:
-        data["transfer"] = transfer
-        if transfer.get("former_manager"):
-            assign.setdefault("FormerManager", transfer["former_manager"])
-    if level is not None:
-        data["higher_duties_level"] = level
-    else:
-        data.pop("higher_duties_level", None)
+    # Keys the diagram's conditions read are always present (None when they do not apply).
+    data.update({"transfer": transfer, "higher_duties_level": level, "revised_assessment_date": None,
+                 "timeframes": [], "progressed_by": "decision"})
+    if transfer is not None and transfer.get("former_manager"):
+        assign.setdefault("FormerManager", transfer["former_manager"])
     if assign:
         data["assign"] = assign
     else:
@@ -239,7 +236,6 @@ def _transfer(session: Session, data: dict[str, Any], new_start: date | None, pr
     """D19-11: the former position at the same level: {former_position, former_manager, former_start, former_end}."""
     raw = data.get("transfer")
     if raw in (None, "", {}):
-        data.pop("transfer", None)
         return None
     if not isinstance(raw, dict):
         problems.append(Problem("Must describe the former position.", field="transfer"))

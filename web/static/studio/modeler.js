@@ -38,7 +38,8 @@ function start() {
 
   const modeler = new BpmnModeler({
     container: '#canvas',
-    propertiesPanel: { parent: '#properties' },
+    // The groups owners use most start open; the others are a click away.
+    propertiesPanel: { parent: '#properties', layout: { groups: { general: { open: true }, 'ntps-engine': { open: true } } } },
     additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule, SpiffPropertiesModule],
     moddleExtensions: { spiffworkflow: spiffworkflowDescriptor },
   });

@@ -1,0 +1,194 @@
+"""The studio and the staff pages in a real browser (Debian's chromium): modeling and deploying, completing a
+task through the web form, validation marks on the diagram, instance diagrams, MIWG files opening in
+bpmn-js, and axe-core on every page (no serious or critical WCAG 2.1 A/AA violation)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from engine.models import AuditEvent, HumanTask, ProcessDefinition
+from tests.browser.conftest import LiveServer, axe_violations, login
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.browser
+
+MIWG = SHARED / "conformance" / "miwg"
+
+
+def _open_modeler(page: Any, key: str = "pay_progression") -> None:
+    page.goto(f"/studio/processes/{key}/edit")
+    page.wait_for_selector("body[data-modeler-ready=true]")
+    assert page.js_errors == []
+
+
+def _select(page: Any, element_id: str) -> None:
+    page.evaluate("""(id) => {
+        const modeler = window.ntpsStudio.modeler;
+        modeler.get('selection').select(modeler.get('elementRegistry').get(id));
+    }""", element_id)
+
+
+def _open_task(server: LiveServer, name: str) -> HumanTask:
+    with server.runtime.db.read() as s:
+        task = s.scalars(select(HumanTask).where(HumanTask.name == name, HumanTask.state == "open")
+                         .order_by(HumanTask.id)).first()
+        assert task is not None
+        return task
+
+
+def test_owner_renames_a_task_in_the_modeler_and_deploys_version_2(page: Any, live_server: LiveServer) -> None:
+    login(page, "owner")
+    _open_modeler(page)
+    _select(page, "invite_submission")
+    name = page.get_by_label("Name", exact=True)
+    name.fill("Invite the employee to submit")
+    expect(page.locator("#studio-dirty")).to_contain_text("Unsaved")
+    page.get_by_role("button", name="Deploy as a new version").click()
+    expect(page.locator("#studio-status")).to_have_text(re.compile("^Deployed"))
+    assert "pay_progression version 2" in page.inner_text("#studio-status")
+
+    page.goto("/studio/processes/pay_progression")
+    assert page.get_by_role("rowheader", name="2 (newest)").is_visible()
+    with live_server.runtime.db.read() as s:
+        v2 = s.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "pay_progression",
+                                                       ProcessDefinition.version == 2)).one()
+        assert 'name="Invite the employee to submit"' in v2.sources["pay_progression.bpmn"]
+        assert "spiffworkflow:instructionsForEndUser" in v2.sources["pay_progression.bpmn"]  # extensions kept
+        event = s.scalars(select(AuditEvent).where(AuditEvent.kind == "deployed",
+                                                   AuditEvent.actor == "owner")).one()
+        assert event.instance_id is None and event.detail["version"] == 2
+    page.goto("/studio/processes/pay_progression/compare?old=1&new=2")
+    assert "Invite the employee to submit" in page.inner_text("main")
+
+
+def test_validation_marks_and_lists_each_problem_element(page: Any, live_server: LiveServer) -> None:
+    login(page, "owner")
+    _open_modeler(page)
+    # A reserved id and a refused script: both must be listed and drawn.
+    page.evaluate("""() => {
+        const modeler = window.ntpsStudio.modeler;
+        const registry = modeler.get('elementRegistry');
+        const modeling = modeler.get('modeling');
+        modeling.updateProperties(registry.get('invite_submission'), { id: 'Start' });
+        const script = registry.filter((e) => e.type === 'bpmn:ScriptTask')[0];
+        modeling.updateProperties(script, { script: "__import__('os').system('id')" });
+        window.brokenScript = script.id;
+    }""")
+    page.get_by_role("button", name="Validate").click()
+    expect(page.locator("#studio-status")).to_have_text(re.compile("^Not valid"))
+    script_id = page.evaluate("window.brokenScript")
+    problems = page.inner_text("#problems")
+    assert "reserved" in problems and script_id in problems
+    assert page.locator('.djs-element.studio-problem[data-element-id="Start"]').count() == 1
+    assert page.locator(f'.djs-element.studio-problem[data-element-id="{script_id}"]').count() == 1
+    page.locator("#problems").get_by_role("button", name=script_id).first.click()
+    selected = page.evaluate("window.ntpsStudio.modeler.get('selection').get().map((e) => e.id)")
+    assert selected == [script_id]
+    page.get_by_role("button", name="Deploy as a new version").click()
+    expect(page.locator("#studio-status")).to_have_text(re.compile("^Not deployed"))
+    with live_server.runtime.db.read() as s:
+        assert s.scalars(select(ProcessDefinition.version).where(
+            ProcessDefinition.key == "pay_progression")).all() == [1]
+
+
+def test_form_editor_previews_with_the_staff_renderer(page: Any, live_server: LiveServer) -> None:
+    login(page, "owner")
+    _open_modeler(page)
+    page.select_option("#form-file", "invite_submission.json")
+    page.wait_for_selector("#form-preview label")
+    schema = json.loads(page.input_value("#form-schema"))
+    schema["properties"]["invitation"]["properties"]["extra_note"] = {"type": "string", "title": "A brand new field"}
+    page.fill("#form-schema", json.dumps(schema))
+    page.wait_for_selector("#form-preview label:has-text('A brand new field')")
+    page.fill("#form-schema", '{"type": "object", "properties": {"x": {"type": "nonsense"}}}')
+    expect(page.locator("#form-problems")).to_contain_text("nonsense")
+
+
+def test_staff_completes_a_task_through_the_web_form(page: Any, live_server: LiveServer) -> None:
+    task = _open_task(live_server, "invite_submission")
+    login(page, "supervisor")
+    page.goto(f"/tasks/{task.id}")
+    page.get_by_label("Message to the employee", exact=False).fill("Please make your submission by 30 May.")
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(f"**/cases/{task.instance_id}")
+    assert "The case has moved on" in page.inner_text("main")
+    with live_server.runtime.db.read() as s:
+        done = s.get(HumanTask, task.id)
+        assert done is not None and done.state == "completed" and done.completed_by == "supervisor"
+
+
+def test_instance_diagram_marks_open_and_completed_elements(page: Any, live_server: LiveServer) -> None:
+    task = _open_task(live_server, "invite_submission")
+    login(page, "hr")
+    page.goto(f"/studio/instances/{task.instance_id}/diagram")
+    page.wait_for_selector("[data-instance-diagram][data-ready=true]")
+    assert page.locator('.djs-element.ntps-open[data-element-id="invite_submission"]').count() == 1
+    assert page.locator(".djs-element.ntps-completed").count() >= 1
+    assert "Open (waiting for a person)" in page.inner_text("[data-diagram-text]")
+    # Someone who may not see the case gets nothing.
+    response = page.request.get(f"/studio/instances/{task.instance_id}/diagram.json")
+    assert response.status == 200
+    login(page, "clerk")
+    assert page.request.get(f"/studio/instances/{task.instance_id}/diagram.json").status == 404
+
+
+def test_every_miwg_file_opens_in_the_modeler(page: Any, live_server: LiveServer) -> None:
+    files = sorted(MIWG.glob("*/*.bpmn"))
+    if not files:
+        pytest.skip(f"{MIWG} is absent (shared conformance files not checked out)")
+    login(page, "owner")
+    _open_modeler(page)
+    results = page.evaluate("""async (documents) => {
+        const modeler = window.ntpsStudio.modeler;
+        const out = {};
+        for (const [name, xml] of documents) {
+            try {
+                const { warnings } = await modeler.importXML(xml);
+                out[name] = { ok: true, elements: modeler.get('elementRegistry').getAll().length, warnings: warnings.length };
+            } catch (error) {
+                out[name] = { ok: false, error: String(error) };
+            }
+        }
+        return out;
+    }""", [[f"{f.parent.name}/{f.name}", f.read_text(encoding="utf-8")] for f in files])
+    failed = {name: r for name, r in results.items() if not r["ok"] or r["elements"] < 2}
+    assert failed == {}
+    assert len(results) == len(files)
+
+
+def test_axe_finds_no_serious_violations(page: Any, live_server: LiveServer) -> None:
+    task = _open_task(live_server, "invite_submission")
+    found: dict[str, Any] = {}
+    page.goto("/login")
+    found["login"] = axe_violations(page)
+    login(page, "supervisor")
+    page.goto("/")
+    found["inbox"] = axe_violations(page)
+    page.goto(f"/tasks/{task.id}")
+    found["task form"] = axe_violations(page)
+    page.get_by_role("button", name="Submit").click()  # empty: errors tied to their fields
+    found["task form with errors"] = axe_violations(page)
+    page.goto(f"/cases/{task.instance_id}")
+    found["case"] = axe_violations(page)
+    page.goto(f"/studio/instances/{task.instance_id}/diagram")
+    page.wait_for_selector("[data-instance-diagram][data-ready=true]")
+    found["instance diagram"] = axe_violations(page)
+    login(page, "owner")
+    page.goto("/studio/")
+    found["studio"] = axe_violations(page)
+    page.goto("/studio/processes/pay_progression")
+    found["versions"] = axe_violations(page)
+    _open_modeler(page)
+    _select(page, "invite_submission")
+    page.select_option("#form-file", "invite_submission.json")
+    page.wait_for_selector("#form-preview label")
+    found["modeler"] = axe_violations(page)
+    page.goto("/studio/processes/pay_progression/migrate")
+    found["migrate"] = axe_violations(page)
+    assert {name: v for name, v in found.items() if v} == {}
