@@ -126,11 +126,11 @@ def save(session: Session, actor: str, values: dict[str, str]) -> list[str]:
             problems.append(Problem("no such setting", field=key))
             continue
         try:
-            value = _parse(spec, str(raw))
+            typed = _parse(spec, str(raw))
         except ValueError as exc:
             problems.append(Problem(str(exc) if spec.kind == "int" else "Must be a date (YYYY-MM-DD).", field=key))
             continue
-        parsed[key] = value.isoformat() if isinstance(value, date) else str(value)
+        parsed[key] = typed.isoformat() if isinstance(typed, date) else str(typed)
     if problems:
         raise Invalid("the settings have errors", problems)
     stored = stored_values(session)

@@ -120,6 +120,9 @@ def read_bundle(files: Mapping[str, bytes | str], forms_dir: Path | None) -> Bun
             except json.JSONDecodeError as exc:
                 raise Invalid(f"{base}: not valid JSON", [Problem(
                     f"not valid JSON: {exc.msg} (line {exc.lineno})", element=base)]) from exc
+            except RecursionError as exc:  # "[[[[..." nested deeper than the parser's stack
+                raise Invalid(f"{base}: nested too deeply", [Problem(
+                    "not accepted: the JSON is nested too deeply", element=base)]) from exc
         else:
             raise Invalid(f"{base}: unsupported file", [Problem(
                 "only .bpmn, .dmn and .json files can be deployed", element=base)])
@@ -153,7 +156,8 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     `strict=False` only parses (what SpiffWorkflow needs to build the specs): used to load versions that
     were validated when they were deployed, so that a check added later cannot strand running cases.
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = []  # found by our checks: reported together with the parser's
+    refused: list[Problem] = []  # the parser's own: nothing can be built after these
     parser = SpiffBpmnParser(validator=VALIDATOR)
     roots: dict[str, etree._Element] = {}
     for name, text in bundle.sources.items():
@@ -166,15 +170,16 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
             else:
                 parser.add_bpmn_xml(root, filename=name)
         except ValidationException as exc:
-            problems.append(checks.parser_problem(exc, name, root))
+            refused.append(checks.parser_problem(exc, name, root))
         except Exception as exc:  # SpiffWorkflow raises many kinds on odd input; none may become a 500
             log.info("parse of %s failed", name, exc_info=True)
-            problems.append(Problem(f"{name}: cannot be parsed: {type(exc).__name__}: {exc}", element=name))
-    if problems:
-        raise Invalid("the definition was refused", _dedupe(problems))
+            refused.append(Problem(f"{name}: cannot be parsed: {type(exc).__name__}: {exc}", element=name))
+    if refused:
+        raise Invalid("the definition was refused", _dedupe([*problems, *refused]))
+    flows = _sequence_flows(roots.values())
     keys = parser.get_process_ids()
     if not keys:
-        raise Invalid("no executable process", [Problem(
+        raise Invalid("no executable process", [*problems, Problem(
             "no process has isExecutable=\"true\"; nothing can be run", element=next(iter(bundle.sources)))])
     parsed: list[ParsedProcess] = []
     for key in keys:
@@ -190,7 +195,7 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
             problems.append(Problem(f"cannot build process: {type(exc).__name__}: {exc}", element=key))
             continue
         all_specs = [spec, *(s for s in subs.values() if s is not None)]
-        forms, spec_problems = _check_specs(all_specs, bundle, strict)
+        forms, spec_problems = _check_specs(all_specs, bundle, strict, flows)
         problems.extend(spec_problems)
         missing = [name for name, s in subs.items() if s is None]
         problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
@@ -226,11 +231,23 @@ def _files_of(parser: Any, key: str, subs: Mapping[str, Any], bundle: Bundle) ->
     return files or list(bundle.sources)
 
 
+def _sequence_flows(roots: Iterable[etree._Element]) -> dict[tuple[str, str], str]:
+    """(source id, target id) -> sequence flow id, so a condition's problem names the flow that carries it."""
+    flows: dict[tuple[str, str], str] = {}
+    for root in roots:
+        for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+            source, target, ident = flow.get("sourceRef"), flow.get("targetRef"), flow.get("id")
+            if source and target and ident:
+                flows[(source, target)] = ident
+    return flows
+
+
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _check_specs(specs: list[Any], bundle: Bundle, strict: bool) -> tuple[dict[str, Any], list[Problem]]:
+def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
+                 flows: Mapping[tuple[str, str], str]) -> tuple[dict[str, Any], list[Problem]]:
     """Check what SpiffWorkflow does not: forms, scripts, conditions, timers, lanes, engine properties."""
     forms: dict[str, Any] = {}
     problems: list[Problem] = []
@@ -241,7 +258,7 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool) -> tuple[dict[s
             if element is None:
                 continue  # internal specs (Start, End, Root)
             if strict:
-                problems.extend(_check_task_code(ts, element))
+                problems.extend(_check_task_code(ts, element, flows))
                 event_definition = getattr(ts, "event_definition", None)
                 if isinstance(event_definition, TimerEventDefinition):
                     timers.append((element, event_definition))
@@ -277,18 +294,21 @@ def _check_loop_output(spec: Any, ts: Any, element: str, bundle: Bundle) -> list
                     "(only form fields are kept when a task is completed)", element=element)]
 
 
-def _check_task_code(ts: Any, element: str) -> list[Problem]:
+def _check_task_code(ts: Any, element: str, flows: Mapping[tuple[str, str], str]) -> list[Problem]:
     problems: list[Problem] = []
     snippets: list[tuple[str, str, str]] = []  # (label, source, mode)
     for attr, label in (("script", "script"), ("prescript", "pre-script"), ("postscript", "post-script")):
         source = getattr(ts, attr, None)
         if source:
             snippets.append((label, source, "exec"))
-    for condition, _target in getattr(ts, "cond_task_specs", []) or []:
+    for condition, target in getattr(ts, "cond_task_specs", []) or []:
         # SpiffWorkflow wraps each condition in a _BpmnCondition whose first argument is the text.
         text = condition.args[0] if hasattr(condition, "args") and condition.args else condition
         if isinstance(text, str) and text.strip():
-            snippets.append(("condition", text, "eval"))
+            # Blame the sequence flow that carries the condition (a target with boundary events is
+            # named "x.BoundaryEventSplit").
+            flow = flows.get((element, str(target).split(".", 1)[0])) or element
+            problems.extend(Problem(m, element=flow) for m in checks.code_problems("condition", text, "eval"))
     event_definition = getattr(ts, "event_definition", None)
     if isinstance(event_definition, TimerEventDefinition):
         snippets.append(("timer expression", event_definition.expression, "eval"))

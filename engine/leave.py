@@ -1,4 +1,12 @@
-"""Leave records and their effect on running cases (D19-9d, D19-10)."""
+"""Leave records and their effect on running pay progression cases (D19-9d, D19-10).
+
+* Leave without pay that does not count as service postpones the annual assessment date by its days
+  (D19-9d), in running cases too: every date that hangs on it moves, and with it the waiting timers and
+  the due dates of open tasks (`Runtime.update_case_data`), with the reason in the case's history.
+* Ordinary leave is part of the 12-month cycle (D19-10): nothing changes.
+* Extended leave is recorded in the case and the supervisor is told that a new timeframe may be agreed
+  (D19-10); the agreement itself is a step of the diagram.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ from engine.runtime import Runtime
 from engine.users import get_person
 
 LEAVE_KINDS = ("lwop", "ordinary", "extended")
+#: Dates of a pay progression case that move with the annual assessment date (D19-9d).
+MOVING_DATES = ("assessment_date", "original_assessment_date", "submission_closes", "revised_assessment_date")
 
 
 def _parse(payload: dict[str, Any]) -> tuple[str, date, date, bool]:
@@ -38,8 +48,26 @@ def _parse(payload: dict[str, Any]) -> tuple[str, date, date, bool]:
     return str(kind), dates["start"], dates["end"], bool(counts)
 
 
+def postponed_dates(data: dict[str, Any], start: date, end: date) -> tuple[int, dict[str, Any]]:
+    """D19-9d: the days LWOP postpones this case's assessment date by, and the changed dates."""
+    current = data.get("assessment_date")
+    cycle_start = data.get("agreement_start")
+    if not current or not cycle_start:
+        return 0, {}
+    days = policy.lwop_postponement(policy.parse_date(cycle_start), policy.parse_date(current), (start, end))
+    if days == 0:
+        return 0, {}
+    changes: dict[str, Any] = {}
+    for key in MOVING_DATES:
+        if data.get(key):
+            changes[key] = policy.postpone_for_lwop(policy.parse_date(data[key]), days).isoformat()
+    months = int((data.get("periods") or {}).get("invite_months", 2))
+    changes["invite_due"] = policy.invite_due(policy.parse_date(changes["assessment_date"]), months).isoformat()
+    return days, changes
+
+
 def record_leave(runtime: Runtime, user: User, username: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Record leave; LWOP that does not count as service postpones running cases' assessment dates."""
+    """Record leave and apply its effect on the person's running pay progression cases."""
     kind, start, end, counts = _parse(payload)
     with runtime.db.unit_of_work() as uow:
         person = get_person(uow.session, username)
@@ -47,24 +75,41 @@ def record_leave(runtime: Runtime, user: User, username: str, payload: dict[str,
                               recorded_at=CLOCK.now(), recorded_by=user.username))
         cases = list(uow.session.scalars(select(ProcessInstance.id).where(
             ProcessInstance.subject_id == person.id, ProcessInstance.status == "running",
-            ProcessInstance.process_key == "pay_progression")))
+            ProcessInstance.process_key == "pay_progression").order_by(ProcessInstance.id)))
         uow.commit()
     retimed: list[int] = []
-    if kind == "lwop" and not counts:
-        days = policy.lwop_days(start, end)
-        for instance_id in cases:
-            with runtime.db.read() as s:
-                row = s.get(ProcessInstance, instance_id)
-                current = row.data.get("assessment_date") if row else None
-            if not current:
-                continue
-            new_date = policy.postpone_for_lwop(policy.parse_date(current), days)
-            changes = {"assessment_date": new_date.isoformat(),
-                       "invite_due": policy.invite_due(new_date).isoformat()}
+    told: list[int] = []
+    for instance_id in cases:
+        with runtime.db.read() as s:
+            row = s.get(ProcessInstance, instance_id)
+            data = dict(row.data or {}) if row else {}
+        if kind == "lwop" and not counts:
+            days, changes = postponed_dates(data, start, end)
+            if not changes:
+                continue  # the leave falls outside this cycle
             runtime.update_case_data(
                 user.username, instance_id, changes,
                 f"Determination 19, cl. 9: {days} days of leave without pay ({start} to {end}) that do not count "
-                f"as service postpone the annual assessment date from {current} to {new_date.isoformat()}")
+                f"as service postpone the annual assessment date from {data['assessment_date']} to "
+                f"{changes['assessment_date']}")
             retimed.append(instance_id)
+        elif kind == "extended":
+            _tell_supervisor(runtime, user, instance_id, data, start, end)
+            told.append(instance_id)
     return {"username": username, "kind": kind, "start": start.isoformat(), "end": end.isoformat(),
-            "counts_as_service": counts, "retimed_cases": retimed}
+            "counts_as_service": counts, "retimed_cases": retimed, "new_timeframe_possible": told}
+
+
+def _tell_supervisor(runtime: Runtime, user: User, instance_id: int, data: dict[str, Any], start: date,
+                     end: date) -> None:
+    """D19-10: extended leave is recorded in the case and the supervisor is told a new timeframe may be agreed."""
+    leave = [*(data.get("extended_leave") or []), {"start": start.isoformat(), "end": end.isoformat()}]
+    notice = {"to": "Supervisor", "clause": "D19-10",
+              "subject": f"Extended leave: a new timeframe may be agreed ({(data.get('facts') or {}).get('name')})",
+              "body": f"Extended leave from {start} to {end} was recorded. Where it leaves too little duty to judge "
+                      "the targets and criteria by the assessment date, you may agree a new timeframe for the "
+                      "submission; the progression then applies from the revised assessment date."}
+    runtime.update_case_data(user.username, instance_id, {
+        "extended_leave": leave, "notices": [*(data.get("notices") or []), notice]},
+        f"Determination 19, cl. 10: extended leave from {start} to {end} recorded; ordinary leave stays inside "
+        "the cycle, extended leave may lead the supervisor to agree a new timeframe")

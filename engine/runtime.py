@@ -34,6 +34,7 @@ from engine.db import Database
 from engine.definitions import SPECS, latest_definition
 from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.forms import validate
+from engine.hooks import hooks_for, load_process_modules
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer, User
 from engine.scripthelpers import script_helpers
 from engine.scripts import ScriptError, make_script_engine
@@ -63,6 +64,7 @@ class Runtime:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        load_process_modules()
 
     # ------------------------------------------------------------------ services
 
@@ -120,6 +122,8 @@ class Runtime:
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"the task '{task.title}' is no longer open")
             clean = self._form_data(loaded.row.definition, task, data)
+            for hook in hooks_for(loaded.row.process_key).on_complete:
+                clean = hook(session, loaded.row, task, clean, user.username)
             spiff_task.set_data(**clean)
             try:
                 spiff_task.run()
@@ -240,6 +244,8 @@ class Runtime:
             audit(session, row.id, actor, "completed", outcome=row.data.get("outcome"))
         self._sync_tasks(session, loaded, actor)
         self._sync_timers(session, loaded, timer_rows)
+        for hook in hooks_for(row.process_key).after_save:
+            hook(session, row, actor)
 
     def _sync_tasks(self, session: Session, loaded: Loaded, actor: str) -> None:
         wf, row = loaded.workflow, loaded.row
@@ -256,7 +262,10 @@ class Runtime:
         for tid, spiff_task in ready.items():
             if tid in open_rows:
                 continue
-            session.add(self._open_task(session, row, spiff_task, actor))
+            task = self._open_task(session, row, spiff_task, actor)
+            session.add(task)
+            for hook in hooks_for(row.process_key).on_task_opened:
+                hook(session, row, task)
 
     def _open_task(self, session: Session, row: ProcessInstance, spiff_task: Any, actor: str) -> HumanTask:
         spec = spiff_task.task_spec

@@ -186,7 +186,8 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     rules = d19_settings.load(session)
     classification = level["classification"] if level else employee.classification
     pay_point = level["pay_point"] if level else employee.pay_point
-    former = [(policy.parse_date(transfer["former_start"]), policy.parse_date(transfer["former_end"]))] if transfer else []
+    former = [(policy.parse_date(transfer["former_start"]), policy.parse_date(transfer["former_end"]))
+              ] if transfer else []
     facts = {
         "name": employee.name, "classification": classification, "pay_point": pay_point,
         "nominal_classification": employee.classification,
@@ -297,14 +298,15 @@ def prepare_performance_agreement(session: Session, data: dict[str, Any], settin
     due = setup_due or policy.agreement_setup_due(base, rules.agreement_setup_months)
     data.update({"classification": employee.classification, "pay_point": employee.pay_point,
                  "commenced_on": employee.commenced_on.isoformat() if employee.commenced_on else None,
-                 "setup_due": due.isoformat(), "periods": rules.periods(),
+                 "setup_due": due.isoformat(), "periods": rules.periods(), "facts": facts,
                  "agreement_given": bool(agreement)})
     if agreement:
         data["agreement"] = agreement
-    else:
-        data.pop("agreement", None)
-    if employee.supervisor is not None:
-        data.setdefault("supervisor_username", employee.supervisor.username)
+    else:  # a draft the set-up form starts from: the people records' supervisor and manager
+        manager = employee.manager or (employee.supervisor.supervisor if employee.supervisor else None)
+        data["agreement"] = {k: v for k, v in (
+            ("supervisor", employee.supervisor.username if employee.supervisor else None),
+            ("approver", manager.username if manager else None)) if v}
     return data
 
 

@@ -267,6 +267,16 @@ def import_files(db: Database, user: User, files: dict[str, bytes], forms_dir: A
     return key, problems
 
 
+def deploy_files(db: Database, user: User, files: dict[str, bytes], forms_dir: Any) -> list[Deployed]:
+    """Deploy uploaded files as one bundle (a process with the processes it calls, its DMN and forms); audited."""
+    require_owner(user)
+    bundle = read_bundle(files, forms_dir)
+    with db.unit_of_work() as uow:
+        results = deploy(uow.session, bundle, user.username, reason="uploaded in the studio")
+        uow.commit()
+    return results
+
+
 def rollback(db: Database, user: User, key: str, version: int) -> Deployed:
     """Deploy an earlier version's content again, as a new version."""
     require_owner(user)

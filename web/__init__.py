@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from web import studio
 
     app.register_blueprint(studio.bp)
+    from web import hr
+
+    app.register_blueprint(hr.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
 
     @app.after_request

@@ -47,6 +47,19 @@ from web.openapi_models import (
 from web.openapi_pages import docs_page_context
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _links(code: int, **links: tuple[str, str, str]) -> dict[str, Any]:
+    """OpenAPI links from an answer to the calls its values feed: name -> (operation, parameter, JSON pointer).
+
+    They tell a reader (and schemathesis's stateful run) which call to make next with what it got."""
+    return {"responses": {str(code): {"links": {
+        name: {"operationId": op, "parameters": {param: f"$response.body#{pointer}"}}
+        for name, (op, param, pointer) in links.items()}}}}
+
+
+_TASK_LINKS = {"ShowTask": ("show_task", "task_id", "/tasks/0/id"),
+               "CompleteTask": ("complete_task", "task_id", "/tasks/0/id")}
 #: Integer ids in URLs stop at PostgreSQL's `integer`; anything larger is simply not found.
 ID = "int(max=2147483647)"
 _USERNAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
@@ -127,7 +140,9 @@ def me() -> ResponseReturnValue:
 
 
 @bp.post("/people")
-@operation({201: PersonOut}, json_body=PersonIn, roles=("admin", "hr"), errors=(409,), tag="people")
+@operation({201: PersonOut}, json_body=PersonIn, roles=("admin", "hr"), errors=(409,), tag="people",
+           extra=_links(201, ShowPerson=("show_person", "username", "/username"),
+                        RecordLeave=("record_leave", "username", "/username")))
 def create_person() -> ResponseReturnValue:
     """Add a person (admin, HR); with `password` they also get a staff login."""
     data = body(PersonIn)
@@ -237,7 +252,8 @@ def _instance_response(instance_id: int, status: int = 200) -> ResponseReturnVal
 
 
 @bp.post("/instances")
-@operation({201: InstanceOut}, json_body=InstanceIn, errors=(403,), tag="cases")
+@operation({201: InstanceOut}, json_body=InstanceIn, errors=(403,), tag="cases",
+           extra=_links(201, ShowInstance=("show_instance", "instance_id", "/id"), **_TASK_LINKS))
 def start_instance() -> ResponseReturnValue:
     """Start a case of the newest version of a process; 422 with the reason when the policy refuses."""
     data = body(InstanceIn)
@@ -249,14 +265,15 @@ def start_instance() -> ResponseReturnValue:
 
 
 @bp.get(f"/instances/<{ID}:instance_id>")
-@operation({200: InstanceOut}, errors=(404,), tag="cases")
+@operation({200: InstanceOut}, errors=(404,), tag="cases", extra=_links(200, **_TASK_LINKS))
 def show_instance(instance_id: int) -> ResponseReturnValue:
     """A case: status, data, open tasks, waiting timers, audit trail."""
     return _instance_response(instance_id)
 
 
 @bp.get("/tasks")
-@operation({200: TaskPage}, query_model=Page, tag="tasks")
+@operation({200: TaskPage}, query_model=Page, tag="tasks", extra=_links(
+    200, ShowTask=("show_task", "task_id", "/items/0/id"), CompleteTask=("complete_task", "task_id", "/items/0/id")))
 def tasks() -> ResponseReturnValue:
     """Open tasks the caller may work on, oldest first, as pages of `items` with a `next` cursor."""
     page = query(Page)
@@ -281,7 +298,8 @@ def show_task(task_id: int) -> ResponseReturnValue:
 
 
 @bp.post(f"/tasks/<{ID}:task_id>/complete")
-@operation({200: InstanceOut}, json_body=CompleteIn, errors=(403, 404, 409), tag="tasks")
+@operation({200: InstanceOut}, json_body=CompleteIn, errors=(403, 404, 409), tag="tasks",
+           extra=_links(200, ShowInstance=("show_instance", "instance_id", "/id"), **_TASK_LINKS))
 def complete_task(task_id: int) -> ResponseReturnValue:
     """Complete a task with its form data; answers with the case. 409 when the task is no longer open."""
     instance_id = services().runtime.complete_task(api_user(), task_id, body(CompleteIn).data)

@@ -154,6 +154,9 @@ def register(app: Flask) -> None:
     for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd):
         if cmd.name not in app.cli.commands:
             app.cli.add_command(cmd)
+    from web.hr import register_cli  # HR bulk work: `people import`, `progression start-cycles`
+
+    register_cli(app)
 
 
 def _create() -> Flask:

@@ -32,6 +32,11 @@ DateText = Annotated[str, Field(pattern=_DATE, json_schema_extra={"format": "dat
                                 description="a date, YYYY-MM-DD")]
 
 
+def _example(example: dict[str, Any]) -> ConfigDict:
+    """A request model's configuration with one example (shown in the docs, tried first by schemathesis)."""
+    return ConfigDict(extra="ignore", json_schema_extra={"examples": [example]})
+
+
 class _In(BaseModel):
     """Request bodies: unknown fields are ignored (API.md: clients may send more than we read)."""
 
@@ -67,6 +72,8 @@ class Errors(BaseModel):
 class TokenIn(_In):
     """A username and password to exchange for a bearer token."""
 
+    model_config = _example({"username": "hr", "password": "demo-pass-2026"})
+
     username: str = Field(min_length=1, max_length=200, pattern=_OPTIONAL_TEXT)
     password: str = Field(min_length=1, max_length=1024)
 
@@ -91,6 +98,11 @@ class Me(_Out):
 
 class PersonIn(_In):
     """A new person record; `password` (optional) also gives them a staff login."""
+
+    model_config = _example({
+        "username": "jsmith", "name": "Jo Smith", "email": "jo.smith@example.org", "classification": "SPAO1",
+        "pay_point": "SPAO1-1", "organisation": "DPC", "supervisor": "supervisor", "manager": "manager",
+        "commenced_on": "2025-07-01"})
 
     username: Username
     name: str = _text(200)
@@ -127,6 +139,9 @@ class PersonOut(_Out):
 
 class LeaveIn(_In):
     """A period of leave (D19-9d, D19-10)."""
+
+    model_config = _example({"kind": "lwop", "start": "2026-03-10", "end": "2026-03-19",
+                             "counts_as_service": False})
 
     kind: Literal["lwop", "ordinary", "extended"]
     start: DateText
@@ -189,12 +204,17 @@ class DeployOut(_Out):
 class InstanceIn(_In):
     """Start a case of the newest version of a process."""
 
+    model_config = _example({"process": "pay_progression", "data": {
+        "employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}})
+
     process: str = Field(min_length=1, max_length=200, pattern=_OPTIONAL_TEXT, description="the process key")
     data: dict[str, Any] = Field(default_factory=dict, description="the data the case starts from")
 
 
 class CompleteIn(_In):
     """The task's form data."""
+
+    model_config = _example({"data": {"invitation": {"message": "Please make your submission by 30 May."}}})
 
     data: dict[str, Any] = Field(default_factory=dict)
 

@@ -49,6 +49,18 @@ def _body() -> dict[str, Any]:
     return body
 
 
+def _uploads() -> dict[str, bytes]:
+    """The uploaded files by name, read and closed (large uploads are spooled to temporary files)."""
+    files: dict[str, bytes] = {}
+    for storage in request.files.getlist("files"):
+        try:
+            if storage.filename:
+                files[storage.filename] = storage.read()
+        finally:
+            storage.close()
+    return files
+
+
 def _optional_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -78,7 +90,7 @@ def index() -> ResponseReturnValue:
 @roles_required(*OWNERS)
 def import_diagram() -> ResponseReturnValue:
     """Upload a diagram made elsewhere (and its forms): it becomes the process's draft, problems listed."""
-    files = {f.filename or "upload.bpmn": f.read() for f in request.files.getlist("files") if f.filename}
+    files = _uploads()
     if not files:
         raise Invalid("choose a file", [Problem("choose a .bpmn file to import", field="files")])
     key, problems = versions.import_files(services().db, current_user(), files, services().settings.forms_dir)
@@ -87,6 +99,19 @@ def import_diagram() -> ResponseReturnValue:
     else:
         flash(f"Imported as a draft of '{key}'. It is valid and can be deployed.")
     return redirect(url_for("studio.edit", key=key))
+
+
+@bp.post("/deploy-files")
+@roles_required(*OWNERS)
+def deploy_files() -> ResponseReturnValue:
+    """Deploy uploaded files together (e.g. a process and the processes it calls) as new versions."""
+    files = _uploads()
+    if not files:
+        raise Invalid("choose files", [Problem("choose the .bpmn, .dmn and .json files to deploy", field="files")])
+    results = versions.deploy_files(services().db, current_user(), files, services().settings.forms_dir)
+    flash("Deployed: " + ", ".join(f"{r.key} version {r.version}" + ("" if r.created else " (unchanged)")
+                                   for r in results) + ".")
+    return redirect(url_for("studio.index"))
 
 
 @bp.get("/processes/<key>")

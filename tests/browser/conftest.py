@@ -28,7 +28,7 @@ VENDOR = PROJECT_ROOT / "web" / "static" / "vendor"
 AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-PASSWORD = "demo-pass-2026"  # noqa: S105 - the documented demo password
+PASSWORD = "demo-pass-2026"  # the documented demo password
 
 
 def _check_environment() -> None:
@@ -85,17 +85,36 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         runtime.db.dispose()
 
 
-@pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    """A fresh browser context (no cookies) with short timeouts, so a broken page fails fast."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
+def new_page(browser: Any, server: LiveServer, bypass_csp: bool = False) -> Any:
+    """A fresh browser context (no cookies) with short timeouts, so a broken page fails fast.
+
+    `bypass_csp` only for injecting axe-core: the app's Content-Security-Policy forbids inline scripts,
+    and every other test runs under it, which proves the pages need none.
+    """
+    context = browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 1000},
+                                  bypass_csp=bypass_csp)
     context.set_default_timeout(8000)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     tab.js_errors = errors
+    return tab
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A page under the app's real Content-Security-Policy."""
+    tab = new_page(browser, live_server)
     yield tab
-    context.close()
+    tab.context.close()
+
+
+@pytest.fixture
+def axe_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A page where axe-core can be injected with add_script_tag."""
+    tab = new_page(browser, live_server, bypass_csp=True)
+    yield tab
+    tab.context.close()
 
 
 def login(page: Any, username: str) -> None:
@@ -113,8 +132,8 @@ def axe_violations(page: Any, exclude: list[str] | None = None) -> list[dict[str
     result: dict[str, Any] = page.evaluate(
         """async (exclude) => {
             const context = exclude.length ? { exclude: exclude.map((s) => [s]) } : document;
-            return await axe.run(context, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-                                           resultTypes: ['violations'] });
+            const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+            return await axe.run(context, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
         }""",
         exclude or [],
     )

@@ -61,3 +61,50 @@ def test_two_branches_of_a_parallel_gateway_completed_at_once_join_once(org: Run
         with org.db.read() as s:
             assert s.scalar(select(func.count()).select_from(AuditEvent).where(
                 AuditEvent.instance_id == case, AuditEvent.kind == "completed")) == 1
+
+
+def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
+    from pathlib import Path
+
+    from engine import hooks
+    from engine.definitions import deploy, read_bundle
+    from engine.errors import Invalid
+
+    model = Path(__file__).parent / "timer_models" / "parallel.bpmn"
+    with org.db.unit_of_work() as uow:
+        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
+        uow.commit()
+    seen: list[str] = []
+
+    def opened(session: object, row: object, task: HumanTask) -> None:
+        seen.append(f"opened {task.name}")
+
+    def completing(session: object, row: object, task: HumanTask, data: dict[str, object], actor: str) -> dict[str, object]:
+        if task.name == "right":
+            raise Invalid("refused by a hook")
+        seen.append(f"completing {task.name} by {actor}")
+        return {**data, "stamped": True}
+
+    def saved(session: object, row: object, actor: str) -> None:
+        seen.append("saved")
+
+    registered = hooks.hooks_for("parallel_review")
+    registered.on_task_opened.append(opened)  # type: ignore[arg-type]
+    registered.on_complete.append(completing)  # type: ignore[arg-type]
+    registered.after_save.append(saved)  # type: ignore[arg-type]
+    try:
+        d = Driver(org)
+        case = org.start(d.user("hr"), "parallel_review", {})
+        assert seen == ["opened left", "opened right", "saved"]
+        org.complete_task(d.user("hr"), d.open_task(case, "left").id, {})
+        assert seen[-2:] == ["completing left by hr", "saved"]
+        before = d.instance(case).lock_version
+        import pytest
+
+        with pytest.raises(Invalid):
+            org.complete_task(d.user("hr"), d.open_task(case, "right").id, {})
+        assert d.instance(case).lock_version == before  # the hook's refusal rolled everything back
+    finally:
+        registered.on_task_opened.remove(opened)  # type: ignore[arg-type]
+        registered.on_complete.remove(completing)  # type: ignore[arg-type]
+        registered.after_save.remove(saved)  # type: ignore[arg-type]

@@ -1,0 +1,241 @@
+"""Determination 19 services around the pay progression diagram.
+
+* start a cycle from a recorded performance agreement (D19-3.1);
+* appoint another person approved by the CEO to a role in a case (D19-6, D19-7, D19-8, D19-3.2);
+* apply an approved progression to the people record (D19-4);
+* keep evidence text out of task data (Document rows, `document:<id>` references in the data);
+* deliver the notices the diagram writes into the case's `notices` list (scripts cannot do I/O).
+
+The last two are hooks the runtime calls (see docs/decisions.md, "Pay progression"): they take the
+caller's session and never commit; the runtime's transaction does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.access import may_view_instance
+from engine.assignment import groups_of, person_by_username, resolve_lane
+from engine.clock import CLOCK
+from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
+from engine.models import AuditEvent, Document, HumanTask, Person, ProcessInstance, User
+from engine.notify import group_members, notify
+from engine.runtime import Runtime, audit
+
+PROCESS = "pay_progression"
+AGREEMENT_PROCESS = "performance_agreement"
+#: The roles another person may be appointed to, and the clause that allows it.
+APPOINTABLE = {
+    "Supervisor": ("D19-6", "assess the employee and recommend, as a person approved by the CEO (cl. 6, 7)"),
+    "Manager": ("D19-8", "consider the recommendation and decide, as an officer determined by the CEO (cl. 8)"),
+    "CEO": ("D19-7", "receive a recommendation against and decide, as an appropriate officer (cl. 7)"),
+    "FormerManager": ("D19-11", "assess the evidence from the former position (cl. 11)"),
+}
+#: Evidence fields of a submission that are kept as documents, not in task data.
+EVIDENCE_TASKS = {"make_submission": "submission"}
+REFERENCE = re.compile(r"document:(\d{1,12})")
+SYSTEM = "system"
+
+
+# --------------------------------------------------------------------------------------------- cycles
+
+
+def start_cycle(runtime: Runtime, user: User, agreement_case: int) -> int:
+    """D19-3.1: start the annual pay progression cycle from a recorded performance agreement."""
+    with runtime.db.read() as s:
+        row = s.get(ProcessInstance, agreement_case)
+        if row is None or row.process_key != AGREEMENT_PROCESS or not may_view_instance(s, user, row):
+            raise NotFound("no such performance agreement")
+        employee = (row.data or {}).get("employee")
+        started = s.scalars(select(ProcessInstance.id).where(
+            ProcessInstance.process_key == PROCESS, ProcessInstance.status == "running",
+            ProcessInstance.subject_id == row.subject_id)).first()
+    if started is not None:
+        raise Conflict(f"a pay progression case (#{started}) is already running for this employee",
+                       [Problem(f"case #{started} is already running", field="agreement_case")])
+    return runtime.start(user, PROCESS, {"employee": employee, "agreement_case": agreement_case})
+
+
+# --------------------------------------------------------------------------------------------- appointments
+
+
+def _approver(session: Session, user: User, approved_by: str | None) -> str:
+    """The CEO or delegate approving: the user themself, or (for HR and admins) the one they name."""
+    if "ceo" in groups_of(session, user):
+        return user.username
+    if not user.has_role("admin", "hr"):
+        raise Forbidden("only the CEO, a CEO delegate, or HR on their behalf may appoint")
+    ceo_people = {p.username for p in group_members(session, "ceo")}
+    if not approved_by or approved_by not in ceo_people:
+        raise Invalid("the CEO or a delegate must approve", [Problem(
+            "Name the CEO or CEO delegate who approved this appointment.", field="approved_by")])
+    return approved_by
+
+
+def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username: str, reason: str,
+            approved_by: str | None = None) -> None:
+    """Appoint another person approved by the CEO to a role in a running case; open tasks of that role move."""
+    with runtime.db.read() as s:
+        row = s.get(ProcessInstance, instance_id)
+        if row is None or row.process_key != PROCESS or not may_view_instance(s, user, row):
+            raise NotFound("no such case")
+        if row.status != "running":
+            raise Conflict(f"the case is {row.status}, not running")
+        problems: list[Problem] = []
+        if lane not in APPOINTABLE:
+            problems.append(Problem(f"Must be one of: {', '.join(APPOINTABLE)}.", field="lane"))
+        person = person_by_username(s, username)
+        if person is None:
+            problems.append(Problem("no person with this username", field="username"))
+        elif person.id == row.subject_id:
+            problems.append(Problem("the employee cannot be appointed to assess their own case", field="username"))
+        if not (reason or "").strip():
+            problems.append(Problem("This field is required.", field="reason"))
+        if problems:
+            raise Invalid("the appointment has errors", problems)
+        assert person is not None
+        approver = _approver(s, user, approved_by)
+        data = dict(row.data or {})
+    clause, role = APPOINTABLE[lane]
+    entry = {"lane": lane, "username": username, "name": person.name, "approved_by": approver,
+             "recorded_by": user.username, "on": CLOCK.now().date().isoformat(), "reason": reason.strip(),
+             "clause": clause}
+    changes = {"assign": {**(data.get("assign") or {}), lane: username},
+               "appointments": [*(data.get("appointments") or []), entry]}
+    runtime.update_case_data(user.username, instance_id, changes, (
+        f"Determination 19, cl. {clause[4:]}: {approver} approved {person.name} to {role}: {reason.strip()}"))
+    with runtime.db.unit_of_work() as uow:
+        moved = []
+        for task in uow.session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == instance_id, HumanTask.state == "open", HumanTask.lane == lane)):
+            task.assignee_id, task.assigned_group = person.id, None
+            moved.append(task.name)
+        audit(uow.session, instance_id, user.username, "appointed", lane=lane, username=username,
+              approved_by=approver, clause=clause, reason=reason.strip(), reassigned=moved)
+        uow.commit()
+
+
+# --------------------------------------------------------------------------------------------- people record
+
+
+def apply_progression(runtime: Runtime, user: User, instance_id: int) -> str:
+    """D19-4: move the employee to the new pay point of an approved nominal-level progression (HR)."""
+    if not user.has_role("admin", "hr"):
+        raise Forbidden("only HR or an administrator may change pay points")
+    with runtime.db.unit_of_work() as uow:
+        s = uow.session
+        row = s.get(ProcessInstance, instance_id)
+        if row is None or row.process_key != PROCESS:
+            raise NotFound("no such case")
+        data = row.data or {}
+        if data.get("outcome") != "progressed" or not data.get("new_pay_point"):
+            raise Conflict("the case has no approved progression to apply")
+        if data.get("assessed_classification") != data.get("classification"):
+            raise Conflict("a higher duties progression is not applied to the nominal pay point")
+        if s.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.instance_id == instance_id, AuditEvent.kind == "progression_applied")):
+            raise Conflict("this progression was already applied")
+        person = s.get(Person, row.subject_id) if row.subject_id else None
+        if person is None:
+            raise NotFound("the employee's record is gone")
+        if person.pay_point != data.get("pay_point"):
+            raise Conflict(f"{person.name} is now on {person.pay_point}, not {data.get('pay_point')}")
+        before, person.pay_point = person.pay_point, str(data["new_pay_point"])
+        audit(s, instance_id, user.username, "progression_applied", clause="D19-4", before=before,
+              after=person.pay_point, effective_date=data.get("effective_date"))
+        uow.commit()
+        return person.pay_point
+
+
+# --------------------------------------------------------------------------------------------- hooks
+
+
+def externalise_evidence(session: Session, instance_id: int, task_name: str, actor: str,
+                         data: dict[str, Any]) -> dict[str, Any]:
+    """Hook before a form's data enters the workflow: evidence text becomes `document:<id>` references.
+
+    SpiffWorkflow copies task data into every later task; evidence can be long, so each text is stored
+    once in `document` and the data keeps a reference. A reference the form sends back unchanged stays.
+    """
+    key = EVIDENCE_TASKS.get(task_name)
+    submission = data.get(key) if key else None
+    if key is None or not isinstance(submission, dict):
+        return data
+    submission = dict(submission)
+    evidence = dict(submission.get("evidence") or {})
+    for criterion, text in evidence.items():
+        evidence[criterion] = _store(session, instance_id, f"{key}.evidence.{criterion}", text, actor)
+    if evidence:
+        submission["evidence"] = evidence
+    if submission.get("evidence_former_position"):
+        submission["evidence_former_position"] = _store(
+            session, instance_id, f"{key}.evidence_former_position", submission["evidence_former_position"], actor)
+    return {**data, key: submission}
+
+
+def _store(session: Session, instance_id: int, field: str, text: Any, actor: str) -> Any:
+    if not isinstance(text, str) or not text.strip():
+        return text
+    match = REFERENCE.fullmatch(text.strip())
+    if match and (doc := session.get(Document, int(match.group(1)))) is not None and doc.instance_id == instance_id:
+        return text.strip()
+    doc = Document(instance_id=instance_id, field=field, content=text, created_at=CLOCK.now(), created_by=actor)
+    session.add(doc)
+    session.flush()
+    return f"document:{doc.id}"
+
+
+def resolve_documents(session: Session, instance_id: int, value: Any) -> Any:
+    """`value` with every `document:<id>` reference to this case's documents replaced by the text."""
+    if isinstance(value, dict):
+        return {k: resolve_documents(session, instance_id, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_documents(session, instance_id, v) for v in value]
+    if isinstance(value, str) and (match := REFERENCE.fullmatch(value.strip())):
+        doc = session.get(Document, int(match.group(1)))
+        if doc is not None and doc.instance_id == instance_id:
+            return doc.content
+    return value
+
+
+def deliver_notices(session: Session, instance: ProcessInstance) -> int:
+    """Hook after a case is saved: send the notices the diagram added to `notices` since the last delivery.
+
+    Each notice goes to the people of its lane (resolved like a task's lane) as an in-app notification,
+    mailed by the outbox; an audit event per notice records who was told what, once.
+    """
+    notices = (instance.data or {}).get("notices")
+    if not isinstance(notices, list) or not notices:
+        return 0
+    delivered = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.instance_id == instance.id, AuditEvent.kind == "notice_sent")) or 0
+    sent = 0
+    for index, item in enumerate(notices[delivered:], start=delivered):
+        if not isinstance(item, dict):  # not a notice; counted, so it is never looked at again
+            item = {"to": None, "subject": "(not a notice)", "body": ""}
+        people = _lane_people(session, instance, str(item.get("to")))
+        clause = item.get("clause")
+        body = str(item.get("body", "")) + (f"\n\n({_clause_text(clause)})" if clause else "")
+        notify(session, people, str(item.get("subject", "")), body, instance.id)
+        audit(session, instance.id, SYSTEM, "notice_sent", index=index, to=item.get("to"),
+              subject=item.get("subject"), clause=clause, recipients=sorted({p.username for p in people}))
+        sent += 1
+    return sent
+
+
+def _lane_people(session: Session, instance: ProcessInstance, lane: str) -> list[Person]:
+    if lane not in APPOINTABLE and lane not in ("Employee", "HR"):
+        return []
+    assignment = resolve_lane(session, lane, instance.data or {}, instance.started_by)
+    if assignment.person is not None:
+        return [assignment.person]
+    return group_members(session, assignment.group) if assignment.group else []
+
+
+def _clause_text(clause: Any) -> str:
+    text = str(clause)
+    return f"Determination 19, cl. {text[4:]}" if text.startswith("D19-") else text

@@ -1,0 +1,83 @@
+"""Process-specific code that runs inside the runtime's transaction, registered per process key.
+
+The runtime stays generic: a process that needs more than its diagram (evidence kept outside task data,
+a placement register kept in step, notices to people a task does not go to) registers hooks here. Each
+hook runs in the same transaction as the change, so it commits or rolls back with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.models import HumanTask, ProcessInstance
+
+#: (session, instance, task, form data, actor) -> the form data to store (e.g. big text replaced by a reference)
+OnComplete = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any], str], dict[str, Any]]
+#: (session, instance, task) -> None, when a user task opens (e.g. tell someone it exists)
+OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask], None]
+#: (session, instance, actor) -> None, after every save of the case (its data snapshot is current)
+AfterSave = Callable[[Session, ProcessInstance, str], None]
+
+
+@dataclass
+class Hooks:
+    """The hooks of one process key."""
+
+    on_complete: list[OnComplete] = field(default_factory=list)
+    on_task_opened: list[OnTaskOpened] = field(default_factory=list)
+    after_save: list[AfterSave] = field(default_factory=list)
+
+
+_REGISTRY: dict[str, Hooks] = {}
+
+
+def hooks_for(process_key: str) -> Hooks:
+    """The hooks registered for a process key (empty when none)."""
+    return _REGISTRY.setdefault(process_key, Hooks())
+
+
+def on_complete(process_key: str) -> Callable[[OnComplete], OnComplete]:
+    """Decorator: run when a task of this process is completed, before the data reaches the workflow."""
+    def register(fn: OnComplete) -> OnComplete:
+        if fn not in hooks_for(process_key).on_complete:
+            hooks_for(process_key).on_complete.append(fn)
+        return fn
+    return register
+
+
+def on_task_opened(process_key: str) -> Callable[[OnTaskOpened], OnTaskOpened]:
+    """Decorator: run when a user task of this process opens (after its assignee is resolved)."""
+    def register(fn: OnTaskOpened) -> OnTaskOpened:
+        if fn not in hooks_for(process_key).on_task_opened:
+            hooks_for(process_key).on_task_opened.append(fn)
+        return fn
+    return register
+
+
+def after_save(process_key: str) -> Callable[[AfterSave], AfterSave]:
+    """Decorator: run after every save of a case of this process, in the same transaction."""
+    def register(fn: AfterSave) -> AfterSave:
+        if fn not in hooks_for(process_key).after_save:
+            hooks_for(process_key).after_save.append(fn)
+        return fn
+    return register
+
+
+#: Modules that register hooks for their processes; imported once when a Runtime is made.
+PROCESS_MODULES = ("engine.d19", "engine.secondment")
+
+
+def load_process_modules() -> None:
+    """Import every process module so its hooks are registered (a missing one is simply not installed)."""
+    import importlib
+
+    for name in PROCESS_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
