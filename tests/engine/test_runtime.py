@@ -79,7 +79,8 @@ def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
     def opened(session: object, row: object, task: HumanTask) -> None:
         seen.append(f"opened {task.name}")
 
-    def completing(session: object, row: object, task: HumanTask, data: dict[str, object], actor: str) -> dict[str, object]:
+    def completing(session: object, row: object, task: HumanTask, data: dict[str, object],
+                   actor: str) -> dict[str, object]:
         if task.name == "right":
             raise Invalid("refused by a hook")
         seen.append(f"completing {task.name} by {actor}")
