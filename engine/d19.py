@@ -67,8 +67,6 @@ def _approver(session: Session, user: User, approved_by: str | None) -> str:
     """The CEO or delegate approving: the user themself, or (for HR and admins) the one they name."""
     if "ceo" in groups_of(session, user):
         return user.username
-    if not user.has_role("admin", "hr"):
-        raise Forbidden("only the CEO, a CEO delegate, or HR on their behalf may appoint")
     ceo_people = {p.username for p in group_members(session, "ceo")}
     if not approved_by or approved_by not in ceo_people:
         raise Invalid("the CEO or a delegate must approve", [Problem(
@@ -81,8 +79,11 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
     """Appoint another person approved by the CEO to a role in a running case; open tasks of that role move."""
     with runtime.db.read() as s:
         row = s.get(ProcessInstance, instance_id)
-        if row is None or row.process_key != PROCESS or not may_view_instance(s, user, row):
+        may_appoint = "ceo" in groups_of(s, user) or user.has_role("admin", "hr")
+        if row is None or row.process_key != PROCESS or not (may_appoint or may_view_instance(s, user, row)):
             raise NotFound("no such case")
+        if not may_appoint:
+            raise Forbidden("only the CEO, a CEO delegate, or HR on their behalf may appoint")
         if row.status != "running":
             raise Conflict(f"the case is {row.status}, not running")
         problems: list[Problem] = []

@@ -82,7 +82,9 @@ def _label(forms: dict[str, Any], form: str | None, path: list[str], value: Any)
 
 def _choice_title(schema: dict[str, Any], value: Any) -> str:
     """The title a form gives a choice, else the value as text."""
-    for option, title in choices(schema) or []:
+    titled = [(alt["const"], str(alt.get("title", alt["const"]))) for alt in schema.get("oneOf") or []
+              if isinstance(alt, dict) and "const" in alt]
+    for option, title in titled or choices(schema) or []:
         if option == value:
             return title
     if isinstance(value, bool):
@@ -220,7 +222,7 @@ def case_record(session: Session, row: ProcessInstance) -> Record:
     task_forms = {t.name: t.form for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id))}
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
                                   .order_by(AuditEvent.id)))
-    names = dict(session.execute(select(Person.username, Person.name)).tuples().all())
+    names = {username: name for username, name in session.execute(select(Person.username, Person.name))}
     entries = []
     for event in events:
         if event.kind == "task_opened":

@@ -41,6 +41,8 @@ MAX_FORM_BYTES = 512 * 1024
 RESERVED_IDS = checks.RESERVED_IDS
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 DMN_NAMESPACES = ("https://www.omg.org/spec/DMN/", "http://www.omg.org/spec/DMN/")
+#: (source id, target id) -> [(sequence flow id, condition text)]
+Flows = Mapping[tuple[str, str], list[tuple[str, str]]]
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +233,27 @@ def _files_of(parser: Any, key: str, subs: Mapping[str, Any], bundle: Bundle) ->
     return files or list(bundle.sources)
 
 
-def _sequence_flows(roots: Iterable[etree._Element]) -> dict[tuple[str, str], str]:
-    """(source id, target id) -> sequence flow id, so a condition's problem names the flow that carries it."""
-    flows: dict[tuple[str, str], str] = {}
+def _sequence_flows(roots: Iterable[etree._Element]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(source id, target id) -> [(flow id, condition text)], so a condition's problem names its flow."""
+    flows: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for root in roots:
         for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
             source, target, ident = flow.get("sourceRef"), flow.get("targetRef"), flow.get("id")
             if source and target and ident:
-                flows[(source, target)] = ident
+                condition = flow.find(f"{{{BPMN_NS}}}conditionExpression")
+                text = " ".join((condition.text or "").split()) if condition is not None else ""
+                flows.setdefault((source, target), []).append((ident, text))
     return flows
+
+
+def _flow_of(flows: Flows, source: str, target: str,
+             condition: str) -> str | None:
+    """The id of the flow from source to target that carries `condition`."""
+    candidates = flows.get((source, target), [])
+    if len(candidates) == 1:
+        return candidates[0][0]
+    wanted = " ".join(condition.split())
+    return next((ident for ident, text in candidates if text == wanted), None)
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
@@ -247,7 +261,7 @@ def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
-                 flows: Mapping[tuple[str, str], str]) -> tuple[dict[str, Any], list[Problem]]:
+                 flows: Flows) -> tuple[dict[str, Any], list[Problem]]:
     """Check what SpiffWorkflow does not: forms, scripts, conditions, timers, lanes, engine properties."""
     forms: dict[str, Any] = {}
     problems: list[Problem] = []
@@ -294,7 +308,7 @@ def _check_loop_output(spec: Any, ts: Any, element: str, bundle: Bundle) -> list
                     "(only form fields are kept when a task is completed)", element=element)]
 
 
-def _check_task_code(ts: Any, element: str, flows: Mapping[tuple[str, str], str]) -> list[Problem]:
+def _check_task_code(ts: Any, element: str, flows: Flows) -> list[Problem]:
     problems: list[Problem] = []
     snippets: list[tuple[str, str, str]] = []  # (label, source, mode)
     for attr, label in (("script", "script"), ("prescript", "pre-script"), ("postscript", "post-script")):
@@ -307,7 +321,7 @@ def _check_task_code(ts: Any, element: str, flows: Mapping[tuple[str, str], str]
         if isinstance(text, str) and text.strip():
             # Blame the sequence flow that carries the condition (a target with boundary events is
             # named "x.BoundaryEventSplit").
-            flow = flows.get((element, str(target).split(".", 1)[0])) or element
+            flow = _flow_of(flows, element, str(target).split(".", 1)[0], text) or element
             problems.extend(Problem(m, element=flow) for m in checks.code_problems("condition", text, "eval"))
     event_definition = getattr(ts, "event_definition", None)
     if isinstance(event_definition, TimerEventDefinition):

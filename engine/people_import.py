@@ -202,28 +202,33 @@ def _roles(value: str, line: int, errors: list[RowError]) -> list[str] | None:
 
 def _person_input(values: dict[str, str], existing: Person | None, ctx: _Context, line: int,
                   errors: list[RowError]) -> PersonInput | None:
-    """The row as a checked person record; columns the file lacks keep what is on record."""
+    """The row as a checked person record; columns the file lacks keep what is on record. Every problem of
+    the row is reported, not just the first."""
     current = _current(existing)
     payload: dict[str, Any] = {name: values[name] if name in values else current.get(name)
                                for name in PERSON_FIELDS}
+    person: PersonInput | None = None
     try:
         person = parse_person(payload)
     except Invalid as exc:
         errors.extend(RowError(line, p.field or "row", p.message) for p in exc.problems)
-        return None
-    person.ceo_delegate = (_flag(values["ceo_delegate"], line, errors) if "ceo_delegate" in values
-                           else bool(current.get("ceo_delegate")))
-    classification = person.classification.upper()
+    delegate = (_flag(values["ceo_delegate"], line, errors) if "ceo_delegate" in values
+                else bool(current.get("ceo_delegate")))
+    username = str(payload.get("username") or "")
+    classification = str(payload.get("classification") or "").strip().upper()
+    pay_point = str(payload.get("pay_point") or "").strip()
     points = ctx.pay_points.get(classification)
-    if person.pay_point and points is not None and person.pay_point not in points:
-        errors.append(RowError(line, "pay_point", f"{person.pay_point!r} is not a pay point of {classification} "
+    if pay_point and points is not None and pay_point not in points:
+        errors.append(RowError(line, "pay_point", f"{pay_point!r} is not a pay point of {classification} "
                                                   f"({', '.join(sorted(points))})"))
     for name in ("supervisor", "manager"):
-        other = getattr(person, name)
-        if other and other == person.username:
+        other = str(payload.get(name) or "").strip()
+        if other and other == username:
             errors.append(RowError(line, name, f"a person cannot be their own {name}"))
         elif other and other not in ctx.people and other not in ctx.in_file:
             errors.append(RowError(line, name, f"no person with the username {other!r} on record or in this file"))
+    if person is not None:
+        person.ceo_delegate = delegate
     return person
 
 
@@ -289,6 +294,8 @@ def _cycles(plans: list[RowPlan], ctx: _Context, errors: list[RowError]) -> None
             else:
                 above.pop(row.username, None)
         for row in plans:
+            if above.get(row.username) == row.username:
+                continue  # reported as "their own supervisor" already
             chain, current = [row.username], above.get(row.username)
             while current is not None and current not in chain and len(chain) < 1000:
                 chain.append(current)

@@ -324,23 +324,28 @@ def timer_value_problem(event: TimerEventDefinition, value: Any) -> str | None:
 def evaluate_timer(event: TimerEventDefinition, sample: Mapping[str, Any]) -> str | None:
     """Evaluate a timer expression with sample data in the restricted environment; a problem or None.
 
-    Data the sample lacks is given as SAMPLE_DATE (timers are mostly about dates). Errors that depend on
-    the data (a missing key, a wrong type) are not reported: the sample cannot know the real data. What
-    is reported is what no data can fix: refused code, the time limit, a result of the wrong kind.
+    Data the sample lacks is tried as a date (SAMPLE_DATE), a number and a word in turn, and the timer
+    passes when any of them gives a valid value: the sample cannot know the real data, so only what no
+    data could fix is reported (refused code, the time limit, a result of the wrong kind). Errors that
+    depend on the data (a missing key, a wrong type) are not reported.
     """
     helpers = _sample_helpers()
-    scope = dict(sample)
-    for name in free_names(event.expression):
-        if name not in scope and name not in helpers:
-            scope[name] = SAMPLE_DATE
     environment = RestrictedEnvironment(helpers, time_limit_seconds=0.5)
-    try:
-        value = environment.evaluate(event.expression, scope)
-    except ScriptError as exc:
-        return f"timer expression: {exc}"
-    except Exception:  # data-dependent failure (KeyError, TypeError...): not decidable from a sample
-        return None
-    return timer_value_problem(event, value)
+    missing = [n for n in free_names(event.expression) if n not in sample and n not in helpers]
+    first_problem: str | None = None
+    for filler in ((SAMPLE_DATE, 1, "sample") if missing else (None,)):
+        scope = {**sample, **dict.fromkeys(missing, filler)}
+        try:
+            value = environment.evaluate(event.expression, scope)
+        except ScriptError as exc:
+            return f"timer expression: {exc}"
+        except Exception:  # noqa: S112 - data-dependent (KeyError, TypeError...): a sample cannot decide it
+            continue
+        problem = timer_value_problem(event, value)
+        if problem is None:
+            return None
+        first_problem = first_problem or problem
+    return first_problem
 
 
 def code_problems(label: str, source: str, mode: str) -> list[str]:

@@ -315,8 +315,10 @@ def test_d19_6_another_person_approved_by_the_ceo_assesses_and_it_is_recorded(dr
 def test_d19_6_only_the_ceo_or_hr_for_the_ceo_appoints_and_a_refusal_changes_nothing(drive: Driver) -> None:
     case = drive.start("pay_progression", START)
     before = drive.instance(case).lock_version
-    with pytest.raises(Forbidden):
-        d19.appoint(drive.runtime, drive.user("manager"), case, "Supervisor", "delegate", "Because.")
+    with pytest.raises(Forbidden):  # the supervisor sees the case (an open task) but may not appoint
+        d19.appoint(drive.runtime, drive.user("supervisor"), case, "Supervisor", "delegate", "Because.")
+    with pytest.raises(NotFound):  # a stranger does not learn the case exists
+        d19.appoint(drive.runtime, drive.user("engineer"), case, "Supervisor", "delegate", "Because.")
     with pytest.raises(Invalid) as err:
         d19.appoint(drive.runtime, drive.user("hr"), case, "Supervisor", "delegate", "Because.")
     assert err.value.problems[0].field == "approved_by"
@@ -403,7 +405,7 @@ def test_d19_8_an_officer_named_by_the_ceo_decides(drive: Driver) -> None:
     drive.complete(case, "recommend", "supervisor", RECOMMEND_YES)
     d19.appoint(drive.runtime, drive.user("ceo"), case, "Manager", "delegate", "The manager recommended the project.")
     assert drive.open_task(case, "decide").assignee.username == "delegate"  # type: ignore[union-attr]
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # the task moved; the manager never held it
         drive.complete(case, "decide", "manager", DECIDE_YES)
     drive.complete(case, "decide", "delegate", DECIDE_YES)
     assert drive.instance(case).data["outcome"] == "progressed"
@@ -426,8 +428,9 @@ def test_d19_9a_review_due_in_four_weeks_escalates_when_late_and_backdates(drive
     assert _poll(drive) == 0 and _told(drive, case) == {}
     CLOCK.freeze(late_at + timedelta(minutes=1))
     assert _poll(drive) == 1
-    row = drive.instance(case)
-    assert row.data["review"]["late"] is True and drive.open_tasks(case) == ["ceo_review"]
+    assert [e["element"] for e in _events(drive, case, "timer_fired")] == ["review_four_weeks"]
+    assert drive.open_tasks(case) == ["ceo_review"]  # the review goes on; lateness is escalated
+    assert [e["task"] for e in _events(drive, case, "escalated")] == ["ceo_review"]
     told = _told(drive, case)
     assert {"ceo", "delegate", "hr"} <= set(told)  # the CEO's office and HR
     assert told["hr"] == ["Overdue: Review the assessment outcome"]
@@ -496,6 +499,7 @@ def test_d19_9b_a_new_timeframe_for_a_delay_not_caused_by_the_employee_keeps_the
         "reason": "The invitation went out late; the employee had no time to submit."}})
     data = drive.instance(case).data
     assert data["submission_closes"] == "2026-07-31" and data["assessment_date"] == "2026-06-30"
+    CLOCK.freeze(datetime(2026, 7, 20, 1, 0, tzinfo=UTC))
     drive.complete(case, "make_submission", "employee", SUBMIT)
     drive.complete(case, "recommend", "supervisor", RECOMMEND_YES)
     drive.complete(case, "decide", "manager", DECIDE_YES)
@@ -662,7 +666,8 @@ def test_d19_11_former_plus_new_service_under_twelve_months_is_refused(drive: Dr
 
 
 def test_d19_11_a_transfer_without_a_former_manager_skips_that_step(drive: Driver) -> None:
-    start = {**START, "transfer": {**TRANSFER, "former_manager": ""}}
+    start = {**START, "transfer": {**TRANSFER, "former_manager": "", "former_start": "2024-06-03",
+                                   "former_end": "2025-06-27"}}
     case = _through_submission(drive, start)
     assert drive.open_tasks(case) == ["recommend"]
 

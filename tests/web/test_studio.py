@@ -11,14 +11,14 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
-from engine.config import PROJECT_ROOT
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessDraft, ProcessInstance
 from engine.runtime import Runtime
 from tests.conftest import Auth
 from tests.engine.test_migration import edited
 
-PAY = (PROJECT_ROOT / "processes" / "pay_progression.bpmn").read_text()
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 SMALL = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
@@ -54,6 +54,14 @@ def _versions(runtime: Runtime, key: str = "pay_progression") -> list[int]:
     with runtime.db.read() as s:
         return list(s.scalars(select(ProcessDefinition.version).where(ProcessDefinition.key == key)
                               .order_by(ProcessDefinition.version)))
+
+
+def _pay(runtime: Runtime) -> str:
+    """The deployed pay progression diagram (processes/ may change while tests run; the database does not)."""
+    with runtime.db.read() as s:
+        row = s.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "pay_progression",
+                                                        ProcessDefinition.version == 1)).one()
+        return str(row.sources["pay_progression.bpmn"])
 
 
 def _forms(runtime: Runtime) -> dict[str, Any]:
@@ -103,11 +111,12 @@ def test_modeler_page_carries_the_diagram_and_forms_without_inline_script(
 
 
 def test_validate_lists_every_problem_with_its_element(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
     ok = _post(client, "/studio/api/validate", {"key": "pay_progression", "filename": "pay_progression.bpmn",
-                                                "xml": PAY, "forms": {}})
+                                                "xml": pay, "forms": {}})
     assert ok.status_code == 200 and ok.json == {"valid": True, "problems": []}
-    broken = PAY.replace('name="formJsonSchemaFilename" value="recommend.json"',
+    broken = pay.replace('name="formJsonSchemaFilename" value="recommend.json"',
                          'name="formJsonSchemaFilename" value="no_such_form.json"')
     broken = broken.replace("<spiffworkflow:instructionsForEndUser>", "<spiffworkflow:instructionForEndUser>", 1)
     broken = broken.replace("</spiffworkflow:instructionsForEndUser>", "</spiffworkflow:instructionForEndUser>", 1)
@@ -120,8 +129,9 @@ def test_validate_lists_every_problem_with_its_element(client: FlaskClient, app_
 
 
 def test_draft_is_kept_reopened_and_discarded(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
-    changed = edited(PAY, titles={"decide": "Decide (draft)"})
+    changed = edited(pay, titles={"decide": "Decide (draft)"})
     saved = _post(client, "/studio/api/draft", {"key": "pay_progression", "filename": "pay_progression.bpmn",
                                                 "xml": changed, "forms": _forms(app_org), "base_version": 1})
     assert saved.status_code == 200 and saved.json["saved_by"] == "owner"
@@ -135,11 +145,12 @@ def test_draft_is_kept_reopened_and_discarded(client: FlaskClient, app_org: Runt
 
 def test_deploy_from_the_modeler_is_audited_and_running_cases_stay(
         client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     case = app_org.start(None, "pay_progression", START, actor="hr")
     auth.login("owner")
     _post(client, "/studio/api/draft", {"key": "pay_progression", "filename": "pay_progression.bpmn",
-                                        "xml": PAY, "forms": {}, "base_version": 1})
-    changed = edited(PAY, titles={"invite_submission": "Invite the employee"})
+                                        "xml": pay, "forms": {}, "base_version": 1})
+    changed = edited(pay, titles={"invite_submission": "Invite the employee"})
     response = _post(client, "/studio/api/deploy", {"key": "pay_progression", "filename": "pay_progression.bpmn",
                                                     "xml": changed, "forms": {}})
     assert response.status_code == 201
@@ -160,9 +171,10 @@ def test_deploy_from_the_modeler_is_audited_and_running_cases_stay(
 
 
 def test_refused_deploy_changes_nothing(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
     before = _state(app_org)
-    bad_lane = PAY.replace('name="Supervisor"', 'name="Finance Team"')
+    bad_lane = pay.replace('name="Supervisor"', 'name="Finance Team"')
     response = _post(client, "/studio/api/deploy", {"key": "pay_progression", "filename": "pay_progression.bpmn",
                                                     "xml": bad_lane, "forms": {}})
     assert response.status_code == 422
@@ -196,11 +208,12 @@ def test_bad_inputs_to_the_json_endpoints_are_422_not_500(client: FlaskClient, a
 
 
 def test_compare_versions_names_what_changed(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
     forms = _forms(app_org)
     forms["decide.json"] = json.loads(json.dumps(forms["decide.json"]))
     forms["decide.json"]["properties"]["decision"]["properties"]["note"] = {"type": "string", "title": "Note"}
-    changed = edited(PAY, rename={"record_declined": "record_declined_v2"},
+    changed = edited(pay, rename={"record_declined": "record_declined_v2"},
                      titles={"invite_submission": "Invite the employee"})
     changed = changed.replace('decision["approve"] == "approve"', 'decision["approve"] in ("approve",)')
     assert _post(client, "/studio/api/deploy", {"key": "pay_progression", "filename": "pay_progression.bpmn",
@@ -221,9 +234,10 @@ def test_compare_versions_names_what_changed(client: FlaskClient, app_org: Runti
 
 def test_roll_back_deploys_the_earlier_content_as_a_new_version(
         client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
     _post(client, "/studio/api/deploy", {"key": "pay_progression", "filename": "pay_progression.bpmn",
-                                         "xml": edited(PAY, titles={"decide": "Decide v2"}), "forms": {}})
+                                         "xml": edited(pay, titles={"decide": "Decide v2"}), "forms": {}})
     assert client.post("/studio/processes/pay_progression/rollback", data={"version": "1"}).status_code == 302
     with app_org.db.read() as s:
         rows = {r.version: r for r in s.scalars(select(ProcessDefinition).where(
@@ -238,11 +252,12 @@ def test_roll_back_deploys_the_earlier_content_as_a_new_version(
 
 
 def test_download_any_version_as_bpmn(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     auth.login("owner")
     response = client.get("/studio/processes/pay_progression/versions/1/download")
     assert response.status_code == 200 and response.mimetype == "application/xml"
-    assert 'attachment; filename="pay_progression.v1.bpmn"' == response.headers["Content-Disposition"]
-    assert response.get_data(as_text=True) == PAY
+    assert response.headers["Content-Disposition"] == 'attachment; filename="pay_progression.v1.bpmn"'
+    assert response.get_data(as_text=True) == pay
     assert client.get("/studio/processes/pay_progression/versions/9/download").status_code == 404
     assert client.get("/studio/processes/pay_progression/versions/1/download?file=../x").status_code == 404
 
@@ -251,6 +266,7 @@ def test_download_any_version_as_bpmn(client: FlaskClient, app_org: Runtime, aut
 
 
 def test_migrate_page_previews_and_moves_cases(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    pay = _pay(app_org)
     movable = app_org.start(None, "pay_progression", START, actor="hr")
     blocked = app_org.start(None, "pay_progression", START, actor="hr")
     with app_org.db.read() as s:
@@ -259,7 +275,7 @@ def test_migrate_page_previews_and_moves_cases(client: FlaskClient, app_org: Run
 
     Driver(app_org).complete(blocked, task.name, "supervisor", {"invitation": {"message": "Please submit."}})
     auth.login("owner")
-    changed = edited(PAY, rename={"make_submission": "make_submission_v2"})
+    changed = edited(pay, rename={"make_submission": "make_submission_v2"})
     assert _post(client, "/studio/api/deploy", {"key": "pay_progression", "filename": "pay_progression.bpmn",
                                                 "xml": changed, "forms": {}}).status_code == 201
     page = client.get("/studio/processes/pay_progression/migrate?from=1&to=2").get_data(as_text=True)
@@ -335,15 +351,16 @@ ESCAPES = [
     "x = getattr(len, '__self__')",
     "x = [c for c in ().__class__.__mro__]",
     "x = (lambda: 0).__globals__",
-    "x = '{0.__class__}'.format(1)",
     "x = eval('1')",
     "x = time.time()",
 ]
 
 
 def _upload(client: FlaskClient, url: str, files: dict[str, bytes]) -> Any:
-    data = {"files": [(io.BytesIO(content), name) for name, content in files.items()]}
-    return client.post(url, data=data, content_type="multipart/form-data")
+    # Encoded in memory: the test client's own encoder spools large bodies to a file it never closes.
+    fields = MultiDict([("files", FileStorage(io.BytesIO(content), filename=name)) for name, content in files.items()])
+    boundary, body = encode_multipart(fields)
+    return client.post(url, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def test_hostile_xml_is_refused_by_every_studio_endpoint(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
@@ -394,9 +411,17 @@ def test_script_escapes_are_refused_naming_the_element(client: FlaskClient, app_
         problems = answer.json["problems"]
         assert problems and all(p["element"] == "work" for p in problems), (script, problems)
     assert _state(app_org) == before
+    # Format-string attacks pass the compile check and are refused when they run: the case does not start.
+    format_attack = small("x = '{0.__class__.__base__}'.format(1)")
+    assert _upload(client, "/studio/deploy-files", {"tiny.bpmn": format_attack.encode()}).status_code == 302
+    refused = client.post("/cases/new", data={"process": "tiny"})
+    assert refused.status_code == 422 and "use an f-string instead" in refused.get_data(as_text=True)
+    with app_org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessInstance).where(
+            ProcessInstance.process_key == "tiny")) == 0
     # The same diagram with a harmless script deploys and runs.
     assert _upload(client, "/studio/deploy-files", {"tiny.bpmn": small().encode()}).status_code == 302
-    assert _versions(app_org, "tiny") == [1]
+    assert _versions(app_org, "tiny") == [1, 2]
     assert client.post("/cases/new", data={"process": "tiny"}).status_code == 302
 
 

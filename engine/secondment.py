@@ -1,0 +1,669 @@
+"""The mobility and secondment policy's services: starting a placement, the secondee's voluntary
+self-identification, the placement register's projection, and the demo's host organisations.
+
+The register is a projection. `sync_placements` rebuilds a placement's rows (engine.models.Placement and its
+agreement versions, timed steps and concerns) from the case's audit trail (which task was completed by whom,
+when, with what form data; which timers fired) and its task rows (when each step opened, was due, was done).
+The runtime writes both in the same transaction as every change to the case; the serialized workflow is never
+read, so the register does not depend on how SpiffWorkflow scopes data between parallel branches. A placement
+is rebuilt whenever its audit trail changed since the last rebuild (fingerprint: newest event id and number of
+events); rebuilding is idempotent, so a projection that lags catches up on the next read.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.access import may_view_instance
+from engine.assignment import person_by_username
+from engine.clock import CLOCK
+from engine.config import Settings
+from engine.db import Database
+from engine.errors import Forbidden, Invalid, NotFound, Problem
+from engine.models import (
+    AuditEvent,
+    HumanTask,
+    Placement,
+    PlacementAgreementVersion,
+    PlacementConcern,
+    PlacementReport,
+    PlacementSelfIdentification,
+    ProcessInstance,
+    User,
+)
+from engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PROCESS_KEY = "secondment"
+ROUTES = ("application", "opportunity")
+
+# ---------------------------------------------------------------------------------------------- the diagram's names
+
+#: Timed steps of a placement (BPMN element -> kind), as the register lists them.
+STEP_KINDS: dict[str, str] = {
+    "induct": "induction",
+    "file_progress_report": "progress_report",
+    "brief_home": "host_briefing",
+    "brief_secondee": "home_brief",
+    "propose_reentry": "reentry_proposal",
+    "confirm_reentry": "reentry",
+    "post_placement_report": "post_placement_report",
+    "assess_placement": "host_assessment",
+    "record_results": "objective_results",
+    "evaluate_placement": "evaluation",
+}
+#: The steps that are reports (MP-E progress and post-placement reports, MP-T and MP-H briefings): "reports filed
+#: on time" counts these.
+REPORT_KINDS = frozenset({"progress_report", "host_briefing", "home_brief", "post_placement_report"})
+#: Acceptance tasks -> (party, form key); the same forms serve the agreement and its extensions.
+ACCEPTANCES: dict[str, tuple[str, str]] = {
+    "accept_secondee": ("secondee", "acceptance_secondee"),
+    "accept_home": ("home", "acceptance_home"),
+    "accept_host": ("host", "acceptance_host"),
+    "accept_ext_secondee": ("secondee", "acceptance_secondee"),
+    "accept_ext_home": ("home", "acceptance_home"),
+    "accept_ext_host": ("host", "acceptance_host"),
+}
+#: Opening this task starts an acceptance round: a new version of the agreement (one per round, like the
+#: diagram's "Issue a new version" scripts).
+ROUND_OPENERS = {"accept_home": "agreement", "accept_ext_home": "extension"}
+CONCERN_TASKS = {"raise_concern_employee": "secondee", "raise_concern_home": "home organisation",
+                 "raise_concern_host": "host organisation"}
+CONCERN_FOLLOW_UPS = frozenset({"discuss_concern", "decide_concern"})
+
+STATUSES = ("proposed", "published", "applied", "planning", "negotiating", "agreed", "in_progress",
+            "post_placement", "closed", "not_supported", "cancelled")
+STATUS_LABELS = {
+    "proposed": "Proposed", "published": "Opportunity published", "applied": "Applied", "planning": "Planning",
+    "negotiating": "Negotiating the agreement", "agreed": "Agreed, not started", "in_progress": "In progress",
+    "post_placement": "Post-placement", "closed": "Closed", "not_supported": "Not supported",
+    "cancelled": "Cancelled",
+}
+
+# ---------------------------------------------------------------------------------------------- starting a placement
+
+
+def prepare_secondment(session: Session, data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Check a placement's start data and complete it from the people records (MP-E, MP-H).
+
+    Only `route`, `employee` and `home_contact` are kept: nothing else (a lane appointment in `assign`, say) can
+    be slipped into a case at its start. An application's home contact defaults to the applicant's supervisor.
+    """
+    problems: list[Problem] = []
+    employee_name = data.get("employee") or None
+    route = data.get("route") or ("application" if employee_name else "opportunity")
+    if route not in ROUTES:
+        problems.append(Problem("must be 'application' or 'opportunity'", field="route"))
+    employee = person_by_username(session, employee_name)
+    if route == "application" and employee is None:
+        problems.append(Problem("no person with this username" if employee_name else "This field is required.",
+                                field="employee"))
+    if route == "opportunity" and employee_name:
+        problems.append(Problem("an opportunity is published without a secondee; the home organisation selects "
+                                "one later", field="employee"))
+    home_name = data.get("home_contact") or None
+    if home_name is not None and person_by_username(session, home_name) is None:
+        problems.append(Problem("no person with this username", field="home_contact"))
+    if problems:
+        raise Invalid("the placement cannot start", problems)
+    if home_name is None and employee is not None and employee.supervisor is not None:
+        home_name = employee.supervisor.username
+    if home_name is not None and home_name == employee_name:
+        raise Invalid("the placement cannot start", [Problem(
+            "the home organisation's contact cannot be the applicant", field="home_contact")])
+    return {"route": route, "employee": employee_name if route == "application" else None, "home_contact": home_name}
+
+
+def apply_for_placement(runtime: Runtime, user: User, home_contact: str | None = None,
+                        self_identification: Mapping[str, Any] | None = None) -> int:
+    """An employee applies for a placement (MP-E); returns the new case's id.
+
+    The optional self-identification goes to its own table, never into the case (see record_self_identification).
+    """
+    with runtime.db.read() as s:
+        data = prepare_secondment(s, {"route": "application", "employee": user.username,
+                                      "home_contact": home_contact or None}, runtime.settings)
+    answers = parse_self_identification(self_identification or {})
+    instance_id = runtime.start(user, PROCESS_KEY, data)
+    if any(answers.values()):
+        record_self_identification(runtime.db, user, instance_id, answers)
+    return instance_id
+
+
+def publish_opportunity(runtime: Runtime, user: User) -> int:
+    """The home organisation starts publishing a development opportunity (MP-H); returns the case id.
+
+    The person who starts it is the home organisation's contact for the placement."""
+    with runtime.db.read() as s:
+        data = prepare_secondment(s, {"route": "opportunity", "home_contact": user.username}, runtime.settings)
+    return runtime.start(user, PROCESS_KEY, data)
+
+
+def first_open_task(db: Database, instance_id: int, name: str) -> int | None:
+    """The id of the case's open task with this BPMN id, if any (to send a user straight to it)."""
+    with db.read() as s:
+        return s.scalars(select(HumanTask.id).where(HumanTask.instance_id == instance_id, HumanTask.name == name,
+                                                    HumanTask.state == "open").order_by(HumanTask.id)).first()
+
+
+# ---------------------------------------------------------------------------------------------- self-identification
+
+
+@dataclass(frozen=True)
+class Question:
+    """One voluntary self-identification question, each with "prefer not to say"."""
+
+    key: str
+    label: str
+    options: tuple[tuple[str, str], ...]
+
+    def label_of(self, value: str | None) -> str:
+        """The answer's label ("Not answered" for none)."""
+        return dict(self.options).get(value or "", NOT_ANSWERED[1])
+
+
+PREFER_NOT_TO_SAY = ("prefer_not_to_say", "Prefer not to say")
+NOT_ANSWERED = ("not_answered", "Not answered")
+QUESTIONS: tuple[Question, ...] = (
+    Question("gender", "Gender", (("woman", "Woman or female"), ("man", "Man or male"),
+                                  ("non_binary", "Non-binary"), ("different_term", "I use a different term"),
+                                  PREFER_NOT_TO_SAY)),
+    Question("age_band", "Age", (("under_25", "Under 25"), ("25_34", "25 to 34"), ("35_44", "35 to 44"),
+                                 ("45_54", "45 to 54"), ("55_64", "55 to 64"), ("65_plus", "65 or over"),
+                                 PREFER_NOT_TO_SAY)),
+    Question("atsi", "Aboriginal and Torres Strait Islander status", (
+        ("aboriginal", "Aboriginal"), ("torres_strait_islander", "Torres Strait Islander"),
+        ("both", "Both Aboriginal and Torres Strait Islander"), ("neither", "Neither"), PREFER_NOT_TO_SAY)),
+    Question("disability", "Disability", (("yes", "Yes"), ("no", "No"), PREFER_NOT_TO_SAY)),
+    Question("cald", "Culturally and linguistically diverse background", (("yes", "Yes"), ("no", "No"),
+                                                                         PREFER_NOT_TO_SAY)),
+)
+
+
+def parse_self_identification(answers: Mapping[str, Any]) -> dict[str, str | None]:
+    """Check answers against the questions: each is one of its options, or blank (not answered)."""
+    clean: dict[str, str | None] = {}
+    problems: list[Problem] = []
+    for q in QUESTIONS:
+        value = answers.get(q.key)
+        value = value.strip() if isinstance(value, str) else value
+        if value in (None, ""):
+            clean[q.key] = None
+        elif isinstance(value, str) and value in dict(q.options):
+            clean[q.key] = value
+        else:
+            problems.append(Problem("Must be one of: " + ", ".join(label for _, label in q.options) + ".",
+                                    field=q.key))
+    if problems:
+        raise Invalid("the answers have errors", problems)
+    return clean
+
+
+def secondee_of(session: Session, row: ProcessInstance) -> str | None:
+    """The username of a placement case's secondee (the applicant, or the selected employee)."""
+    placement = session.get(Placement, row.id)
+    if placement is not None and placement.secondee:
+        return placement.secondee
+    employee = (row.data or {}).get("employee")
+    if isinstance(employee, str) and employee:
+        return employee
+    return row.subject.username if row.subject is not None else None
+
+
+def _own_placement(session: Session, user: User, instance_id: int) -> ProcessInstance:
+    row = session.get(ProcessInstance, instance_id)
+    if row is None or row.process_key != PROCESS_KEY:
+        raise NotFound("no such placement")
+    person = user.person
+    if person is None or secondee_of(session, row) != person.username:
+        if may_view_instance(session, user, row):
+            raise Forbidden("only the secondee answers these questions")
+        raise NotFound("no such placement")
+    return row
+
+
+def self_identification(session: Session, user: User, instance_id: int) -> dict[str, str | None]:
+    """The secondee's own answers for a placement (only they may read them)."""
+    _own_placement(session, user, instance_id)
+    row = session.scalars(select(PlacementSelfIdentification).where(
+        PlacementSelfIdentification.instance_id == instance_id)).first()
+    return {q.key: getattr(row, q.key) if row else None for q in QUESTIONS}
+
+
+def record_self_identification(db: Database, user: User, instance_id: int, answers: Mapping[str, Any]) -> None:
+    """Record (or replace) the secondee's voluntary answers; all blank withdraws them (MP-O).
+
+    They are kept out of the case data, which the home and host contacts can read, and out of the audit trail;
+    the register only ever shows them as counts, with small counts suppressed."""
+    clean = parse_self_identification(answers)
+    with db.unit_of_work() as uow:
+        s = uow.session
+        _own_placement(s, user, instance_id)
+        row = s.scalars(select(PlacementSelfIdentification).where(
+            PlacementSelfIdentification.instance_id == instance_id)).first()
+        if not any(clean.values()):
+            if row is not None:
+                s.delete(row)
+        else:
+            if row is None:
+                row = PlacementSelfIdentification(instance_id=instance_id, recorded_at=CLOCK.now())
+                s.add(row)
+            for key, value in clean.items():
+                setattr(row, key, value)
+            row.recorded_at = CLOCK.now()
+        uow.commit()
+
+
+# ---------------------------------------------------------------------------------------------- the projection
+
+
+@dataclass
+class _Version:
+    number: int
+    kind: str
+    issued_at: datetime
+    document: dict[str, Any]
+    answers: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.answers) == 3
+
+    @property
+    def accepted(self) -> bool:
+        return self.complete and all(a == "accept" for a, _ in self.answers.values())
+
+
+@dataclass
+class _Walk:
+    """The state of a placement as its audit trail tells it, event after event."""
+
+    route: str = "application"
+    employee: str | None = None
+    home_contact: str | None = None
+    opportunity: dict[str, Any] | None = None
+    application: dict[str, Any] | None = None
+    forecast: dict[str, Any] | None = None
+    draft: dict[str, Any] | None = None
+    extension_end: str | None = None
+    versions: list[_Version] = field(default_factory=list)
+    accepted: _Version | None = None
+    agreed_at: datetime | None = None
+    extensions: int = 0
+    selected: bool = False
+    not_supported: bool = False
+    planning: bool = False
+    negotiating: bool = False
+    started: bool = False
+    post_started: bool = False
+    early_last_day: str | None = None
+    results: list[dict[str, Any]] | None = None
+    evaluation_value: str | None = None
+    concerns: list[PlacementConcern] = field(default_factory=list)
+
+    def feed(self, event: AuditEvent) -> None:
+        """Take one audit event into account."""
+        detail = event.detail or {}
+        if event.kind == "started":
+            data = detail.get("data") or {}
+            self.route = data.get("route") or self.route
+            self.employee = data.get("employee") or None
+            self.home_contact = data.get("home_contact") or None
+        elif event.kind == "task_opened":
+            self._opened(str(detail.get("task")), event.at)
+        elif event.kind == "task_completed":
+            self._completed(str(detail.get("task")), detail.get("data") or {}, event)
+        elif event.kind == "timer_fired" and detail.get("element") == "wait_for_start":
+            self.started = True
+
+    def _opened(self, task: str, at: datetime) -> None:
+        if task == "forecast":
+            self.planning = True
+        elif task == "draft_agreement":
+            self.negotiating = True
+        elif task == "induct":
+            self.started = True
+        elif task == "post_placement_report":
+            self.post_started = True
+        if task in ROUND_OPENERS:
+            kind = ROUND_OPENERS[task]
+            base = self.draft if kind == "agreement" else (self.accepted.document if self.accepted else self.draft)
+            document = copy.deepcopy(base or {})
+            if kind == "extension" and self.extension_end:
+                document.setdefault("schedule1", {})["end_date"] = self.extension_end
+            self.versions.append(_Version(len(self.versions) + 1, kind, at, document))
+
+    def _completed(self, task: str, data: dict[str, Any], event: AuditEvent) -> None:
+        if task == "publish_opportunity":
+            self.opportunity = data.get("opportunity")
+        elif task == "select_secondee":
+            self.employee = (data.get("selection") or {}).get("secondee") or self.employee
+            self.selected = True
+        elif task == "apply":
+            self.application = data.get("application")
+        elif task == "consider_application":
+            self.not_supported = (data.get("endorsement") or {}).get("decision") == "decline"
+        elif task == "forecast":
+            self.forecast = data.get("forecast")
+        elif task == "draft_agreement":
+            self.draft = data.get("agreement")
+        elif task == "plan_end":
+            plan = data.get("end_plan") or {}
+            self.extension_end = plan.get("new_end_date") if plan.get("decision") == "extend" else None
+        elif task in ACCEPTANCES:
+            self._answer(task, data, event)
+        elif task in CONCERN_TASKS:
+            concern = data.get("concern") or {}
+            self.concerns.append(PlacementConcern(
+                seq=len(self.concerns) + 1, raised_at=event.at, raised_by=event.actor, party=CONCERN_TASKS[task],
+                category=str(concern.get("category") or "other"), urgent=bool(concern.get("urgent")),
+                details=str(concern.get("details") or "")))
+        elif task == "decide_concern":
+            decision = data.get("concern_decision") or {}
+            if decision.get("decision") == "end_early" and self.started and not self.post_started:
+                self.early_last_day = decision.get("last_day")
+        elif task == "record_results":
+            self.results = list((data.get("objective_results") or {}).get("results") or [])
+        elif task == "evaluate_placement":
+            self.evaluation_value = (data.get("evaluation") or {}).get("value")
+
+    def _answer(self, task: str, data: dict[str, Any], event: AuditEvent) -> None:
+        if not self.versions:
+            return
+        party, key = ACCEPTANCES[task]
+        version = self.versions[-1]
+        answer = data.get(key) or {}
+        decision = str(answer.get("decision") or "")
+        version.answers[party] = (decision, event.at)
+        if decision != "accept":
+            version.changes.append(f"{party}: {answer.get('changes') or ''}".strip())
+        if version.accepted:
+            self.accepted = version
+            if version.kind == "extension":
+                self.extensions += 1
+            if self.agreed_at is None:
+                self.agreed_at = event.at
+
+    # ------------------------------------------------------------------ what the walk adds up to
+
+    def status(self, instance_status: str) -> str:
+        """Where the placement stands (one of STATUSES)."""
+        if instance_status == "cancelled":
+            return "cancelled"
+        if self.not_supported:
+            return "not_supported"
+        if instance_status == "completed":
+            return "closed"
+        steps = [(self.post_started, "post_placement"), (self.started, "in_progress"),
+                 (self.accepted is not None, "agreed"), (self.negotiating, "negotiating"),
+                 (self.planning, "planning")]
+        for reached, status in steps:
+            if reached:
+                return status
+        if self.route == "opportunity" and not self.selected:
+            return "published" if self.opportunity else "proposed"
+        return "applied" if self.application else "proposed"
+
+    def document(self) -> dict[str, Any]:
+        """The agreement as it stands: the accepted version, else the latest draft."""
+        if self.accepted is not None:
+            return self.accepted.document
+        return self.draft or {}
+
+
+def _date(value: Any) -> date | None:
+    if isinstance(value, str) and value:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _step_outcome(task: HumanTask, now: datetime) -> str:
+    due = task.due_at
+    if task.state == "completed":
+        return "on_time" if due is None or (task.completed_at is not None and task.completed_at <= due) else "late"
+    if task.state == "open":
+        return "overdue" if due is not None and due < now else "pending"
+    ended = task.completed_at or now
+    return "missed" if due is not None and due < ended else "superseded"
+
+
+def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> Placement:
+    """Rebuild one placement's register rows from its case's audit trail and task rows."""
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
+                                  .order_by(AuditEvent.id)))
+    tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id).order_by(HumanTask.id)))
+    walk = _Walk()
+    for event in events:
+        walk.feed(event)
+    for model in (PlacementAgreementVersion, PlacementReport, PlacementConcern):
+        session.execute(delete(model).where(model.instance_id == row.id))
+    placement = session.get(Placement, row.id)
+    new = placement is None
+    if placement is None:
+        placement = Placement(instance_id=row.id)
+    with session.no_autoflush:  # the row is only complete once filled
+        _fill_placement(session, placement, row, walk, tasks, timezone)
+    placement.synced_event_id = events[-1].id if events else 0
+    placement.synced_event_count = len(events)
+    placement.synced_at = CLOCK.now()
+    if new:
+        session.add(placement)
+    session.flush()
+    _add_children(session, placement, walk, tasks)
+    return placement
+
+
+def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: _Walk, tasks: list[HumanTask],
+                    timezone: str) -> None:
+    doc = walk.document()
+    s1: dict[str, Any] = doc.get("schedule1") or {}
+    s2: dict[str, Any] = doc.get("schedule2") or {}
+    forecast, opportunity, application = walk.forecast or {}, walk.opportunity or {}, walk.application or {}
+    p.route = walk.route if walk.route in ROUTES else "application"
+    p.status = walk.status(row.status)
+    p.opportunity = walk.opportunity
+    p.title = opportunity.get("title")
+    p.closing_date = _date(opportunity.get("closing_date"))
+    p.secondee = walk.employee
+    secondee = person_by_username(session, walk.employee)
+    p.secondee_name = secondee.name if secondee is not None else None
+    p.home_organisation = s1.get("home_organisation") or (
+        secondee.organisation.name if secondee is not None and secondee.organisation is not None else None)
+    p.host_organisation = (s1.get("host_organisation") or forecast.get("host_organisation")
+                           or opportunity.get("host_organisation") or application.get("preferred_host"))
+    p.home_contact = s1.get("home_contact") or walk.home_contact
+    p.host_contact = s1.get("host_contact") or forecast.get("host_contact")
+    p.proposed_on = row.started_at.astimezone(ZoneInfo(timezone)).date()
+    p.start_date = _date(s1.get("start_date") or forecast.get("proposed_start") or application.get("preferred_start")
+                         or opportunity.get("proposed_start"))
+    p.end_date = _date(s1.get("end_date") or forecast.get("proposed_end"))
+    p.actual_end_date = None
+    if walk.post_started:
+        p.actual_end_date = _date(walk.early_last_day) or p.end_date
+    p.ended_early = bool(p.actual_end_date and p.end_date and p.actual_end_date < p.end_date)
+    p.agreed_at = walk.agreed_at
+    p.version = len(walk.versions)
+    p.accepted_version = walk.accepted.number if walk.accepted else 0
+    p.extensions = walk.extensions
+    p.objectives_total = len(s2.get("objectives") or [])
+    results = walk.results
+    p.objectives_met = None if results is None else sum(1 for r in results if r.get("result") == "met")
+    p.objectives_partly_met = None if results is None else sum(1 for r in results if r.get("result") == "partly_met")
+    if results is not None:
+        p.objectives_total = len(results)
+    now = CLOCK.now()
+    outcomes = [_step_outcome(t, now) for t in tasks if STEP_KINDS.get(t.name) in REPORT_KINDS]
+    p.reports_on_time = outcomes.count("on_time")
+    p.reports_late = outcomes.count("late")
+    p.reports_missed = outcomes.count("missed") + outcomes.count("overdue")
+    p.reports_due = p.reports_on_time + p.reports_late + p.reports_missed
+    p.concerns_raised = len(walk.concerns)
+    p.concerns_open = sum(1 for t in tasks if t.name in CONCERN_FOLLOW_UPS and t.state == "open")
+    p.evaluation_value = walk.evaluation_value
+
+
+def _add_children(session: Session, p: Placement, walk: _Walk, tasks: list[HumanTask]) -> None:
+    open_acceptances = any(t.name in ACCEPTANCES and t.state == "open" for t in tasks)
+    for i, v in enumerate(walk.versions):
+        if v.accepted:
+            status = "accepted"
+        elif v.complete:
+            status = "changes_requested"
+        elif i == len(walk.versions) - 1 and open_acceptances:
+            status = "pending"
+        else:
+            status = "withdrawn"
+        answers = {party: v.answers.get(party) for party in ("secondee", "home", "host")}
+        session.add(PlacementAgreementVersion(
+            instance_id=p.instance_id, version=v.number, kind=v.kind, issued_at=v.issued_at, document=v.document,
+            status=status, changes=v.changes,
+            secondee_answer=answers["secondee"][0] if answers["secondee"] else None,
+            secondee_at=answers["secondee"][1] if answers["secondee"] else None,
+            home_answer=answers["home"][0] if answers["home"] else None,
+            home_at=answers["home"][1] if answers["home"] else None,
+            host_answer=answers["host"][0] if answers["host"] else None,
+            host_at=answers["host"][1] if answers["host"] else None))
+    numbers: dict[str, int] = {}
+    now = CLOCK.now()
+    for t in tasks:
+        kind = STEP_KINDS.get(t.name)
+        if kind is None:
+            continue
+        numbers[kind] = numbers.get(kind, 0) + 1
+        session.add(PlacementReport(
+            instance_id=p.instance_id, task_id=t.id, kind=kind, number=numbers[kind], opened_at=t.created_at,
+            due_at=t.due_at, filed_at=t.completed_at if t.state == "completed" else None,
+            filed_by=t.completed_by if t.state == "completed" else None, outcome=_step_outcome(t, now)))
+    for concern in walk.concerns:
+        concern.instance_id = p.instance_id
+        session.add(concern)
+
+
+def _fingerprints(session: Session) -> dict[int, tuple[int, int]]:
+    rows = session.execute(
+        select(AuditEvent.instance_id, func.max(AuditEvent.id), func.count(AuditEvent.id))
+        .join(ProcessInstance, ProcessInstance.id == AuditEvent.instance_id)
+        .where(ProcessInstance.process_key == PROCESS_KEY).group_by(AuditEvent.instance_id)).all()
+    return {int(i): (int(mx), int(n)) for i, mx, n in rows}
+
+
+def stale_placements(session: Session) -> list[int]:
+    """The secondment cases whose register rows are missing or older than their audit trail."""
+    have = {int(i): (int(e), int(n)) for i, e, n in session.execute(
+        select(Placement.instance_id, Placement.synced_event_id, Placement.synced_event_count)).all()}
+    return sorted(i for i, fp in _fingerprints(session).items() if have.get(i) != fp)
+
+
+def sync_placements(session: Session, timezone: str) -> int:
+    """Rebuild every stale placement in this session's transaction; returns how many were rebuilt."""
+    stale = stale_placements(session)
+    for instance_id in stale:
+        row = session.get(ProcessInstance, instance_id)
+        if row is not None:
+            rebuild_placement(session, row, timezone)
+    return len(stale)
+
+
+def refresh_register(db: Database, timezone: str) -> int:
+    """Bring the register up to date with every secondment case (a no-op read when nothing changed)."""
+    with db.read() as s:
+        if not stale_placements(s):
+            return 0
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.unit_of_work() as uow:
+                count = sync_placements(uow.session, timezone)
+                uow.commit()
+                return count
+        except IntegrityError:
+            # Another process rebuilt the same placement at the same moment; the next attempt sees its rows.
+            if attempt == attempts:
+                raise
+            log.info("register refresh collided with another (attempt %s); retrying", attempt)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- the demo
+
+#: Host organisations' contacts for the demo: (username, name, organisation code, organisation name).
+DEMO_HOSTS = [
+    ("host", "Hana Ito (NT Health, host supervisor)", "NTH", "NT Health"),
+    ("host2", "Ravi Patel (Charles Darwin University, host supervisor)", "CDU", "Charles Darwin University"),
+]
+
+
+def load_secondment_demo(runtime: Runtime) -> Iterator[str]:
+    """Host organisations and their contacts (with logins), and two placements under way. Idempotent.
+
+    Call it from engine.demo.load_demo after the processes are deployed."""
+    load_host_people(runtime)
+    yield f"{len(DEMO_HOSTS)} host organisation contacts for placements ({', '.join(h[0] for h in DEMO_HOSTS)})"
+    with runtime.db.read() as s:
+        if s.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == PROCESS_KEY)).first():
+            return
+    yield from _demo_cases(runtime)
+
+
+def load_host_people(runtime: Runtime) -> None:
+    """The demo's host organisations and their contacts, with logins (password: the demo password)."""
+    from engine.demo import DEMO_PASSWORD
+    from engine.users import PersonInput, create_user, hash_password, organisation_by_code, save_person
+
+    with runtime.db.unit_of_work() as uow:
+        s = uow.session
+        password_hash: str | None = None
+        for username, name, code, org_name in DEMO_HOSTS:
+            org = organisation_by_code(s, code)
+            assert org is not None
+            org.name = org_name
+            if person_by_username(s, username) is None:
+                save_person(s, PersonInput(username=username, name=name, email=f"{username}@demo.ntps.example",
+                                           classification="AO7", organisation=code, commenced_on="2023-07-01"))
+            if s.scalars(select(User).where(User.username == username)).first() is None:
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
+                create_user(s, username, ["staff"], None, password_hash=password_hash)
+        uow.commit()
+
+
+def _demo_user(runtime: Runtime, username: str) -> User:
+    with runtime.db.read() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        _ = user.person
+        s.expunge(user)
+        return user
+
+
+def _demo_cases(runtime: Runtime) -> Iterator[str]:
+    today = CLOCK.now().date()
+    supervisor = _demo_user(runtime, "supervisor")
+    case = publish_opportunity(runtime, supervisor)
+    task = first_open_task(runtime.db, case, "publish_opportunity")
+    assert task is not None
+    runtime.complete_task(supervisor, task, {"opportunity": {
+        "title": "Workforce data analyst, six months", "summary": "Join NT Health's workforce planning team to "
+        "build the staffing model for the new wards.", "host_organisation": "NT Health",
+        "host_position": "Senior Analyst (AO7)", "development_benefits": "Data analysis, workforce planning, "
+        "working across agencies.", "eligibility": "AO5 to AO7 staff of the Darwin Port Corporation.",
+        "proposed_start": date.fromordinal(today.toordinal() + 90).isoformat(), "proposed_months": 6,
+        "closing_date": date.fromordinal(today.toordinal() + 21).isoformat(),
+        "how_to_apply": "Talk to Sam Okafor before the closing date."}})
+    yield f"placement case {case}: a development opportunity published by the supervisor"
+    engineer = _demo_user(runtime, "engineer")
+    case = apply_for_placement(runtime, engineer)
+    yield f"placement case {case}: Tom Nguyen (engineer) has started an application"
