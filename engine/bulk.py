@@ -4,7 +4,8 @@ Dates. An officer's annual assessment date comes from the records, not from a ty
 - the cycle after their latest pay progression case (not cancelled) starts on that case's assessment date;
 - with no case yet, the first cycle starts on the day they commenced (`person.commenced_on`, D19-5);
 - a cycle lasts 12 calendar months (D19-2, D19-4), postponed day for day by recorded leave without pay
-  that does not count as service and starts inside it (D19-9d).
+  that does not count as service, for its days within the cycle (D19-9d, `policy.postponement`, the rule
+  recording leave applies to running cases).
 An officer is in the window when the assessment date of their next cycle falls in it; the case starts
 with that cycle's agreement start and assessment date.
 
@@ -95,9 +96,9 @@ class JobStatus:
 def next_cycle(start: date, lwop: list[tuple[date, date]], not_before: date) -> tuple[date, date]:
     """The first cycle from `start` whose assessment date is on or after `not_before`: (start, assessment date)."""
     for _ in range(500):  # a cycle a year: centuries of service end the loop long before this
-        end = policy.add_months(start, 12)
-        days = sum(policy.lwop_days(s, e) for s, e in lwop if start <= s < end)
-        end = policy.postpone_for_lwop(end, days)
+        nominal = policy.add_months(start, 12)
+        # the same rule record_leave applies to running cases: days of the cycle from its start on
+        end = policy.postpone_for_lwop(nominal, policy.postponement(start, nominal, lwop))
         if end >= not_before:
             return start, end
         start = end

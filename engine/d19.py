@@ -6,8 +6,8 @@
 * keep evidence text out of task data (Document rows, `document:<id>` references in the data);
 * deliver the notices the diagram writes into the case's `notices` list (scripts cannot do I/O).
 
-The last two are hooks the runtime calls (see docs/decisions.md, "Pay progression"): they take the
-caller's session and never commit; the runtime's transaction does.
+The last two run as process hooks (engine.hooks) in the runtime's transaction: they take its session
+and never commit, so they commit or roll back with the change that caused them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import hooks
 from engine.access import may_view_instance
 from engine.assignment import groups_of, person_by_username, resolve_lane
 from engine.clock import CLOCK
@@ -212,8 +213,11 @@ def deliver_notices(session: Session, instance: ProcessInstance) -> int:
     notices = (instance.data or {}).get("notices")
     if not isinstance(notices, list) or not notices:
         return 0
-    delivered = session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.instance_id == instance.id, AuditEvent.kind == "notice_sent")) or 0
+    # Counted in the database and among this transaction's unflushed events (the runtime saves unflushed).
+    delivered = (session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.instance_id == instance.id, AuditEvent.kind == "notice_sent")) or 0) + sum(
+        1 for obj in session.new if isinstance(obj, AuditEvent) and obj.kind == "notice_sent"
+        and obj.instance_id == instance.id)
     sent = 0
     for index, item in enumerate(notices[delivered:], start=delivered):
         if not isinstance(item, dict):  # not a notice; counted, so it is never looked at again
@@ -240,3 +244,18 @@ def _lane_people(session: Session, instance: ProcessInstance, lane: str) -> list
 def _clause_text(clause: Any) -> str:
     text = str(clause)
     return f"Determination 19, cl. {text[4:]}" if text.startswith("D19-") else text
+
+
+# --------------------------------------------------------------------------------------------- registration
+
+
+@hooks.on_complete(PROCESS)
+def _evidence_out_of_task_data(session: Session, instance: ProcessInstance, task: HumanTask, data: dict[str, Any],
+                               actor: str) -> dict[str, Any]:
+    return externalise_evidence(session, instance.id, task.name, actor, data)
+
+
+@hooks.after_save(PROCESS)
+@hooks.after_save(AGREEMENT_PROCESS)
+def _send_notices(session: Session, instance: ProcessInstance, actor: str) -> None:
+    deliver_notices(session, instance)

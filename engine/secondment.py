@@ -1,6 +1,10 @@
 """The mobility and secondment policy's services: starting a placement, the secondee's voluntary
 self-identification, the placement register's projection, and the demo's host organisations.
 
+Three process hooks (engine.hooks) run in the runtime's transaction: the application's self-identification
+answers are taken out of the form data before it reaches the case; the placement's register rows are rebuilt
+after every save; OCPE is told of each new placement and the home contact of each concern raised.
+
 The register is a projection. `sync_placements` rebuilds a placement's rows (engine.models.Placement and its
 agreement versions, timed steps and concerns) from the case's audit trail (which task was completed by whom,
 when, with what form data; which timers fired) and its task rows (when each step opened, was due, was done).
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +29,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import hooks, starters
 from engine.access import may_view_instance
 from engine.assignment import person_by_username
 from engine.clock import CLOCK
@@ -41,6 +47,7 @@ from engine.models import (
     ProcessInstance,
     User,
 )
+from engine.notify import group_members, notify
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -559,7 +566,7 @@ def _fingerprints(session: Session) -> dict[int, tuple[int, int]]:
         select(AuditEvent.instance_id, func.max(AuditEvent.id), func.count(AuditEvent.id))
         .join(ProcessInstance, ProcessInstance.id == AuditEvent.instance_id)
         .where(ProcessInstance.process_key == PROCESS_KEY).group_by(AuditEvent.instance_id)).all()
-    return {int(i): (int(mx), int(n)) for i, mx, n in rows}
+    return {int(i): (int(mx), int(n)) for i, mx, n in rows if i is not None}
 
 
 def stale_placements(session: Session) -> list[int]:
@@ -667,3 +674,72 @@ def _demo_cases(runtime: Runtime) -> Iterator[str]:
     engineer = _demo_user(runtime, "engineer")
     case = apply_for_placement(runtime, engineer)
     yield f"placement case {case}: Tom Nguyen (engineer) has started an application"
+
+
+# ---------------------------------------------------------------------------------------------- process hooks
+
+#: The form field of the application that holds the voluntary self-identification answers.
+SELF_ID_FIELD = "self_identification"
+
+
+def _timezone() -> str:
+    # Hooks get no settings; the organisation's time zone comes from the same variable Settings reads.
+    return os.environ.get("NTPSWF_TIMEZONE") or Settings.timezone
+
+
+@hooks.on_complete(PROCESS_KEY)
+def keep_self_identification_apart(session: Session, row: ProcessInstance, task: HumanTask, data: dict[str, Any],
+                                   actor: str) -> dict[str, Any]:
+    """The application's optional self-identification goes to its own table, never into the case (MP-O).
+
+    The case data and its history are readable by the home and host contacts; these answers are for OCPE's
+    counts only."""
+    application = data.get("application")
+    if task.name != "apply" or not isinstance(application, dict) or SELF_ID_FIELD not in application:
+        return data
+    answers = parse_self_identification(application.get(SELF_ID_FIELD) or {})
+    clean = {**data, "application": {k: v for k, v in application.items() if k != SELF_ID_FIELD}}
+    existing = session.scalars(select(PlacementSelfIdentification).where(
+        PlacementSelfIdentification.instance_id == row.id)).first()
+    if any(answers.values()):
+        if existing is None:
+            existing = PlacementSelfIdentification(instance_id=row.id, recorded_at=CLOCK.now())
+            session.add(existing)
+        for key, value in answers.items():
+            setattr(existing, key, value)
+        existing.recorded_at = CLOCK.now()
+    return clean
+
+
+@hooks.after_save(PROCESS_KEY)
+def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) -> None:
+    """Rebuild the placement's register rows in the same transaction as the change (MP-O, MP-H).
+
+    A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
+    its next read (refresh_register)."""
+    try:
+        with session.begin_nested():
+            rebuild_placement(session, row, _timezone())
+    except Exception:  # the register is derived data; the case change must not fail because of it
+        log.exception("placement register rebuild of case %s failed; it will catch up on the next read", row.id)
+
+
+@hooks.on_task_opened(PROCESS_KEY)
+def tell_the_people_concerned(session: Session, row: ProcessInstance, task: HumanTask) -> None:
+    """OCPE is told of every new placement (MP-H "inform OCPE of placements"); the home organisation is told when
+    a concern is raised, so that it keeps contact with the host (MP-H)."""
+    data = row.data or {}
+    if task.name == "note_placement":
+        notify(session, group_members(session, "ocpe"), f"New placement: {row.title}",
+               f"All three parties have accepted the bilateral agreement of case #{row.id}; the placement is in "
+               "the register.", row.id)
+    elif task.name == "discuss_concern":
+        home = person_by_username(session, data.get("home_contact"))
+        if home is not None:
+            notify(session, [home], f"Concern raised: {row.title}",
+                   f"A concern about the placement in case #{row.id} was raised; the host organisation is "
+                   "discussing it with the parties.", row.id)
+
+
+# The placement's start data is checked and completed by its preparer, as the determination's cases are.
+starters.PREPARERS.setdefault(PROCESS_KEY, prepare_secondment)

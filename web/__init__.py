@@ -71,6 +71,13 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     from web import hr
 
     app.register_blueprint(hr.bp)
+    from web import d19, records
+
+    app.register_blueprint(records.bp)
+    app.register_blueprint(d19.bp)
+    from web import register
+
+    app.register_blueprint(register.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
 
     @app.after_request

@@ -23,7 +23,13 @@ from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
 from engine.definitions import latest_definition, list_latest, read_bundle
 from engine.errors import Invalid, NotFound, Problem
-from engine.ratelimit import Limit, RateLimited, exchange_password_for_token
+from engine.ratelimit import (
+    FAILURES_PER_USERNAME,
+    TOKEN_PER_CLIENT,
+    Limit,
+    RateLimited,
+    exchange_password_for_token,
+)
 from engine.users import create_user, get_person, parse_person, person_dict, revoke_token, save_person
 from web import services
 from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
@@ -92,6 +98,18 @@ def _allow_header(response: WerkzeugResponse) -> WerkzeugResponse:
 # ----------------------------------------------------------------------------------------------- auth
 
 
+def _limit(key: str, default: Limit) -> Limit:
+    """A rate limit from the configuration (NTPSWF_API_TOKEN_LIMIT=20/60); a malformed one is logged, not fatal."""
+    value = current_app.config.get(key)
+    if value is None:
+        return default
+    try:
+        return Limit.parse(str(value))
+    except ValueError:
+        current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
+        return default
+
+
 @bp.post("/auth/token")
 @operation({200: TokenOut}, json_body=TokenIn, auth=False, errors=(401, 429), tag="auth", extra={
     "responses": {"429": {"headers": {"Retry-After": {"schema": {"type": "integer"},
@@ -103,11 +121,10 @@ def token() -> ResponseReturnValue:
     with Retry-After, whatever the password.
     """
     data = body(TokenIn)
-    config = current_app.config
     issued = exchange_password_for_token(
         services().db, data.username, data.password, request.remote_addr or "unknown",
-        per_client=Limit.parse(str(config.get("API_TOKEN_LIMIT", "20/60"))),
-        per_username=Limit.parse(str(config.get("API_LOGIN_FAILURE_LIMIT", "10/900"))))
+        per_client=_limit("API_TOKEN_LIMIT", TOKEN_PER_CLIENT),
+        per_username=_limit("API_LOGIN_FAILURE_LIMIT", FAILURES_PER_USERNAME))
     if issued is None:
         raise ApiError(401, [Problem("unknown username or wrong password")],
                        {"WWW-Authenticate": 'Bearer realm="ntpswf"'})

@@ -326,6 +326,8 @@ def document() -> dict[str, Any]:
             for op in path_item.values():
                 op["description"] = re.sub(r"\s+", " ", op.get("description") or "").strip()
                 _merge(op, _EXTRA.get(op["operationId"], {}))
+                if "requestBody" not in op and all(p.get("in") == "path" for p in op.get("parameters", [])):
+                    op["responses"].pop("422", None)  # spectree adds it everywhere; without input nothing is 422
                 for code, response in op["responses"].items():
                     if code == "401":
                         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}

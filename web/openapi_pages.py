@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
+
 _METHOD_ORDER = {"get": 0, "post": 1, "put": 2, "patch": 3, "delete": 4}
 
 
@@ -36,6 +38,13 @@ class Operation:
     parameters: list[Row] = field(default_factory=list)
     bodies: list[tuple[str, str, list[Row]]] = field(default_factory=list)  # media type, schema name, rows
     responses: list[tuple[str, str, str]] = field(default_factory=list)  # code, description, schema name
+
+
+def inline_code(text: str) -> Markup:
+    """Text with `backticked` parts as <code>, everything escaped."""
+    parts = str(text).split("`")
+    return Markup("").join(Markup("<code>{}</code>").format(part) if i % 2 else escape(part)
+                           for i, part in enumerate(parts))
 
 
 def _ref_name(schema: dict[str, Any]) -> str:
@@ -113,4 +122,4 @@ def docs_page_context(doc: dict[str, Any]) -> dict[str, Any]:
     schemas = [(name, schema.get("description", ""), rows_of(schema, components))
                for name, schema in sorted(components.items())]
     return {"info": doc.get("info", {}), "openapi_version": doc.get("openapi", ""), "groups": groups,
-            "schemas": schemas}
+            "schemas": schemas, "code": inline_code}

@@ -10,17 +10,15 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from engine.clock import CLOCK
-from engine.config import PROJECT_ROOT
 from engine.definitions import deploy, read_bundle
 from engine.errors import Conflict, Forbidden
 from engine.migration import migrate_instance, migrate_many, preview
-from engine.models import AuditEvent, HumanTask, ProcessInstance, Timer
+from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer
 from engine.runtime import Runtime
 from engine.timers import TimerService
 from tests.conftest import SHARED, require
 from tests.processes.driver import Driver
 
-PAY = PROJECT_ROOT / "processes" / "pay_progression.bpmn"
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 INVITE = {"invitation": {"message": "Please make your submission by 30 May."}}
 MIGRATION_DIR = SHARED / "conformance" / "spiffarena" / "migration-test-with-timer"
@@ -43,14 +41,26 @@ def edited(text: str, rename: dict[str, str] | None = None, titles: dict[str, st
 
 
 def deploy_text(runtime: Runtime, name: str, text: str, actor: str = "owner") -> int:
+    """Deploy `text` as `name`, with the other files (decision tables) of the process's newest version."""
+    files: dict[str, str] = {}
+    with runtime.db.read() as s:
+        for row in s.scalars(select(ProcessDefinition).order_by(ProcessDefinition.version)):
+            if name in row.sources:
+                files = dict(row.sources)
+    files[name] = text
     with runtime.db.unit_of_work() as uow:
-        [result] = deploy(uow.session, read_bundle({name: text}, runtime.settings.forms_dir), actor)
+        results = deploy(uow.session, read_bundle(files, runtime.settings.forms_dir), actor)
         uow.commit()
+    [result] = [r for r in results if r.created] or results[:1]
     return result.version
 
 
-def _owner(runtime: Runtime) -> Driver:
-    return Driver(runtime)
+def pay_source(runtime: Runtime) -> str:
+    """The deployed version 1 of pay progression (processes/ may change while the tests run)."""
+    with runtime.db.read() as s:
+        row = s.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "pay_progression",
+                                                        ProcessDefinition.version == 1)).one()
+        return str(row.sources["pay_progression.bpmn"])
 
 
 def _version_of(runtime: Runtime, case: int) -> int:
@@ -67,7 +77,7 @@ def test_preview_and_migrate_pay_progression_including_a_case_that_cannot_move(o
     d.complete(waiting_submission, "invite_submission", "supervisor", INVITE)
     # Version 2 renames the invitation's title and replaces make_submission with a new element id.
     v2 = deploy_text(org, "pay_progression.bpmn", edited(
-        PAY.read_text(), rename={"make_submission": "make_submission_v2"},
+        pay_source(org), rename={"make_submission": "make_submission_v2"},
         titles={"invite_submission": "Invite the employee to submit"}))
     assert v2 == 2
     owner = d.user("owner")
@@ -110,18 +120,21 @@ def test_preview_and_migrate_pay_progression_including_a_case_that_cannot_move(o
 
 def test_migration_survives_a_full_save_and_restore(org: Runtime) -> None:
     d = Driver(org, restore=True)
-    case = d.start("pay_progression", START)
-    deploy_text(org, "pay_progression.bpmn", edited(PAY.read_text(), titles={"recommend": "Recommend (v2)"}))
-    migrate_instance(d.runtime, d.user("owner"), case, 2)
-    d.complete(case, "invite_submission", "supervisor", INVITE)
-    assert d.open_tasks(case) == ["make_submission"]
-    assert _version_of(d.runtime, case) == 2
+    try:
+        case = d.start("pay_progression", START)
+        deploy_text(org, "pay_progression.bpmn", edited(pay_source(org), titles={"recommend": "Recommend (v2)"}))
+        migrate_instance(d.runtime, d.user("owner"), case, 2)
+        d.complete(case, "invite_submission", "supervisor", INVITE)
+        assert d.open_tasks(case) == ["make_submission"]
+        assert _version_of(d.runtime, case) == 2
+    finally:
+        d.runtime.db.dispose()
 
 
 def test_only_owners_migrate_and_a_refusal_changes_nothing(org: Runtime) -> None:
     d = Driver(org)
     case = d.start("pay_progression", START)
-    deploy_text(org, "pay_progression.bpmn", edited(PAY.read_text(), titles={"decide": "Decide (v2)"}))
+    deploy_text(org, "pay_progression.bpmn", edited(pay_source(org), titles={"decide": "Decide (v2)"}))
     with pytest.raises(Forbidden):
         migrate_instance(org, d.user("hr"), case, 2)
     with pytest.raises(Forbidden):
@@ -134,7 +147,7 @@ def test_only_owners_migrate_and_a_refusal_changes_nothing(org: Runtime) -> None
 def test_cases_can_move_back_to_an_earlier_version(org: Runtime) -> None:
     d = Driver(org)
     case = d.start("pay_progression", START)
-    deploy_text(org, "pay_progression.bpmn", edited(PAY.read_text(), titles={"decide": "Decide (v2)"}))
+    deploy_text(org, "pay_progression.bpmn", edited(pay_source(org), titles={"decide": "Decide (v2)"}))
     owner = d.user("owner")
     migrate_instance(org, owner, case, 2)
     assert migrate_instance(org, owner, case, 1) == 2

@@ -78,11 +78,10 @@ def test_d19_7_notices_are_delivered_once_to_the_lanes_people(org: Runtime) -> N
     notices = [{"to": "Employee", "subject": "One", "body": "b", "clause": "D19-7"},
                {"to": "HR", "subject": "Two", "body": "b", "clause": None},
                {"to": "Nobody", "subject": "Three", "body": "b"}, "not a notice"]
-    org.update_case_data("test", case, {"notices": notices}, "test notices")
+    org.update_case_data("test", case, {"notices": notices}, "test notices")  # delivered as it is saved
     with org.db.unit_of_work() as uow:
         row = uow.session.get(ProcessInstance, case)
         assert row is not None
-        assert d19.deliver_notices(uow.session, row) == 4
         assert d19.deliver_notices(uow.session, row) == 0
         uow.commit()
     with org.db.read() as s:
@@ -151,7 +150,7 @@ def test_the_record_says_who_decided_what_when_and_why(org: Runtime) -> None:
     assert ("Performance progression criteria you have achieved", "Successful undertaking of new projects.") in \
         submission.details
     assert record.evidence == [("submission.evidence.new_projects", SUBMIT["submission"]["evidence"]["new_projects"])]
-    assert [e.what for e in record.entries][-1] == "Case ended"
+    assert "Case ended" in [e.what for e in record.entries] and "Notice sent" in [e.what for e in record.entries]
     rows = list(csv.reader(io.StringIO(record_csv(record))))
     assert rows[0] == ["case", "at_utc", "who", "who_name", "what", "clause", "decision", "reason", "details"]
     review_row = next(r for r in rows if r[4] == "Review the assessment outcome")

@@ -280,8 +280,15 @@ def test_d19_6_submission_is_the_employees_and_evidence_is_recorded(drive: Drive
     task = drive.open_task(case, "make_submission")
     assert task.assignee is not None and task.assignee.username == "employee" and task.clause == "D19-6"
     drive.complete(case, "make_submission", "employee", SUBMIT)
-    assert drive.instance(case).data["submission"]["criteria"] == ["new_projects"]
-    assert drive.open_task(case, "recommend").instructions is not None
+    submission = drive.instance(case).data["submission"]
+    assert submission["criteria"] == ["new_projects"]
+    # The evidence text is kept as a document; the case data (copied into every task) holds a reference.
+    reference = submission["evidence"]["new_projects"]
+    assert reference.startswith("document:")
+    with drive.runtime.db.read() as s:
+        assert d19.resolve_documents(s, case, reference) == SUBMIT["submission"]["evidence"]["new_projects"]
+    [completed] = [e for e in _events(drive, case, "task_completed") if e["task"] == "make_submission"]
+    assert completed["data"]["submission"]["evidence"]["new_projects"] == reference  # nor in the history
 
 
 def test_d19_6_a_criterion_without_evidence_is_refused_and_nothing_changes(drive: Driver) -> None:
@@ -355,7 +362,7 @@ def test_d19_7_a_recommendation_against_goes_to_the_ceo_and_the_employee_is_told
     notices = drive.instance(case).data["notices"]
     assert [n["to"] for n in notices] == ["Employee", "CEO"]
     assert RECOMMEND_NO["recommendation"]["reason"] in notices[1]["body"]
-    assert _deliver(drive, case) == 2 and _deliver(drive, case) == 0  # each notice once
+    assert _deliver(drive, case) == 0  # delivered as the case was saved, each notice once
     told = _told(drive, case)
     assert told["employee"] == ["Your supervisor does not recommend pay progression"]
     assert {"ceo", "delegate"} <= set(told)
@@ -425,7 +432,7 @@ def test_d19_9a_review_due_in_four_weeks_escalates_when_late_and_backdates(drive
     late_at = datetime(2026, 3, 30, 14, 30, tzinfo=UTC)
     assert _timers(drive, case)["review_four_weeks"] == late_at and task.due_at == late_at
     CLOCK.freeze(late_at - timedelta(minutes=1))
-    assert _poll(drive) == 0 and _told(drive, case) == {}
+    assert _poll(drive) == 0 and _events(drive, case, "escalated") == []
     CLOCK.freeze(late_at + timedelta(minutes=1))
     assert _poll(drive) == 1
     assert [e["element"] for e in _events(drive, case, "timer_fired")] == ["review_four_weeks"]
@@ -434,6 +441,7 @@ def test_d19_9a_review_due_in_four_weeks_escalates_when_late_and_backdates(drive
     told = _told(drive, case)
     assert {"ceo", "delegate", "hr"} <= set(told)  # the CEO's office and HR
     assert told["hr"] == ["Overdue: Review the assessment outcome"]
+    assert told["employee"] == ["Pay progression not approved", "Your review request was received"]
     # A late review that grants progression still takes effect from the original assessment date.
     CLOCK.freeze(datetime(2026, 7, 20, 1, 0, tzinfo=UTC))
     drive.complete(case, "ceo_review", "ceo", {"review_decision": {
@@ -644,7 +652,7 @@ def test_d19_11_transfer_allows_an_earlier_assessment_and_the_former_manager_ass
         **SUBMIT["submission"], "evidence_former_position": "Ran the pilotage roster rebuild."}})
     task = drive.open_task(case, "assess_former_position")
     assert task.assignee is not None and task.assignee.username == "ceo" and task.clause == "D19-11"
-    assert "Ran the pilotage roster rebuild." in (task.instructions or "") or True  # rendered on the page
+    assert "transfer.former_position" in (task.instructions or "")  # the instructions name the former position
     drive.complete(case, "assess_former_position", "ceo", {"former_assessment": {
         "supports": "yes", "comments": "The roster rebuild was a new project delivered early."}})
     drive.complete(case, "recommend", "supervisor", RECOMMEND_YES)

@@ -186,7 +186,8 @@ def test_every_element_is_drawn_inside_its_lane_without_overlap(key: str, path: 
     process = tree.find(f"bpmn:process[@id='{key}']", NS)
     assert process is not None
     bounds = {
-        shape.get("bpmnElement"): tuple(float(shape.find("dc:Bounds", NS).get(k)) for k in ("x", "y", "width", "height"))
+        shape.get("bpmnElement"): tuple(float(shape.find("dc:Bounds", NS).get(k))
+                                        for k in ("x", "y", "width", "height"))
         for shape in tree.iterfind(".//bpmndi:BPMNShape", NS)
     }
     edges = {edge.get("bpmnElement"): edge for edge in tree.iterfind(".//bpmndi:BPMNEdge", NS)}

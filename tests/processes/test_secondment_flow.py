@@ -170,6 +170,12 @@ def complete_oldest(d: Driver, case: int, name: str, username: str, data: dict[s
     d._fresh().complete_task(d.user(username), task.id, data)
 
 
+def complete_newest(d: Driver, case: int, name: str, username: str, data: dict[str, Any]) -> None:
+    """Complete the most recently opened task of one element."""
+    task = open_tasks(d, case, name)[-1]
+    d._fresh().complete_task(d.user(username), task.id, data)
+
+
 def register(d: Driver, case: int) -> Placement:
     """The case's row in OCPE's register, brought up to date first."""
     refresh_register(d.runtime.db, d.runtime.settings.timezone)
