@@ -26,9 +26,8 @@ from engine.models import (
     PlacementConcern,
     PlacementReport,
     PlacementSelfIdentification,
-    Setting,
 )
-from engine.secondment import NOT_ANSWERED, QUESTIONS, STATUS_LABELS, STATUSES
+from engine.secondment import NOT_ANSWERED, QUESTIONS, STATUS_LABELS, STATUSES, placement_settings
 
 DEFAULT_THRESHOLD = 5
 THRESHOLD_SETTING = "register.suppression_threshold"
@@ -116,12 +115,8 @@ def placements(session: Session, period: Period, status: str | None = None) -> l
 
 
 def threshold(session: Session) -> int:
-    """The smallest count a report may show (the `register.suppression_threshold` setting, default 5)."""
-    value = session.get(Setting, THRESHOLD_SETTING)
-    try:
-        return max(DEFAULT_THRESHOLD, int(value.value)) if value is not None else DEFAULT_THRESHOLD
-    except ValueError:
-        return DEFAULT_THRESHOLD
+    """The smallest count a report may show (the `register.suppression_threshold` setting, never under 5)."""
+    return max(DEFAULT_THRESHOLD, placement_settings(session)[THRESHOLD_SETTING])
 
 
 # ---------------------------------------------------------------------------------------------- suppression

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -45,6 +45,7 @@ from engine.models import (
     PlacementReport,
     PlacementSelfIdentification,
     ProcessInstance,
+    Setting,
     User,
 )
 from engine.notify import group_members, notify
@@ -89,6 +90,72 @@ CONCERN_TASKS = {"raise_concern_employee": "secondee", "raise_concern_home": "ho
                  "raise_concern_host": "host organisation"}
 CONCERN_FOLLOW_UPS = frozenset({"discuss_concern", "decide_concern"})
 
+@dataclass(frozen=True)
+class PlacementSetting:
+    """A period the policy leaves open, kept as an administrator setting with the documented default."""
+
+    key: str
+    label: str
+    default: int
+    minimum: int
+    maximum: int
+
+
+#: The policy is silent on these; each placement's agreement (Schedule 2) starts from these values and the parties
+#: may agree others. Changing a setting affects placements proposed afterwards, never a running one.
+PLACEMENT_SETTINGS: tuple[PlacementSetting, ...] = (
+    PlacementSetting("secondment.induction_days", "Induction within (days of the start)", 5, 1, 60),
+    PlacementSetting("secondment.report_days", "Reports and briefings due (days after each reporting date)",
+                     10, 1, 60),
+    PlacementSetting("secondment.reminder_days", "Reminder before the end date (days)", 42, 7, 180),
+    PlacementSetting("secondment.post_report_days", "Post-placement report due (days after the end)", 28, 7, 120),
+    PlacementSetting("secondment.notice_days", "Early termination notice (days)", 14, 0, 180),
+    PlacementSetting("register.suppression_threshold", "Smallest count a report may show", 5, 5, 50),
+)
+
+
+def placement_settings(session: Session) -> dict[str, int]:
+    """Every placement setting's current value (its default when never changed)."""
+    values: dict[str, int] = {}
+    for spec in PLACEMENT_SETTINGS:
+        row = session.get(Setting, spec.key)
+        try:
+            values[spec.key] = int(row.value) if row is not None else spec.default
+        except ValueError:
+            values[spec.key] = spec.default
+    return values
+
+
+def save_placement_settings(db: Database, user: User, form: Mapping[str, Any]) -> None:
+    """Change the placement settings (administrators and OCPE); every field is checked before anything changes."""
+    if not user.has_role("admin", "ocpe"):
+        raise Forbidden("only administrators and OCPE change the placement settings")
+    problems: list[Problem] = []
+    values: dict[str, int] = {}
+    for spec in PLACEMENT_SETTINGS:
+        text = str(form.get(spec.key, "")).strip()
+        if not text.isdigit() or not spec.minimum <= int(text) <= spec.maximum:
+            problems.append(Problem(f"Must be a whole number from {spec.minimum} to {spec.maximum}.", field=spec.key))
+        else:
+            values[spec.key] = int(text)
+    if problems:
+        raise Invalid("the settings have errors", problems)
+    with db.unit_of_work() as uow:
+        s = uow.session
+        before = placement_settings(s)
+        for key, value in values.items():
+            row = s.get(Setting, key)
+            if row is None:
+                s.add(Setting(key=key, value=str(value)))
+            else:
+                row.value = str(value)
+        changed = {k: {"from": before[k], "to": v} for k, v in values.items() if before[k] != v}
+        if changed:
+            s.add(AuditEvent(instance_id=None, at=CLOCK.now(), actor=user.username, kind="settings_changed",
+                             detail={"settings": changed}))
+        uow.commit()
+
+
 STATUSES = ("proposed", "published", "applied", "planning", "negotiating", "agreed", "in_progress",
             "post_placement", "closed", "not_supported", "cancelled")
 STATUS_LABELS = {
@@ -106,6 +173,7 @@ def prepare_secondment(session: Session, data: dict[str, Any], settings: Setting
 
     Only `route`, `employee` and `home_contact` are kept: nothing else (a lane appointment in `assign`, say) can
     be slipped into a case at its start. An application's home contact defaults to the applicant's supervisor.
+    `defaults` carries the placement settings the draft agreement starts from.
     """
     problems: list[Problem] = []
     employee_name = data.get("employee") or None
@@ -129,7 +197,11 @@ def prepare_secondment(session: Session, data: dict[str, Any], settings: Setting
     if home_name is not None and home_name == employee_name:
         raise Invalid("the placement cannot start", [Problem(
             "the home organisation's contact cannot be the applicant", field="home_contact")])
-    return {"route": route, "employee": employee_name if route == "application" else None, "home_contact": home_name}
+    values = placement_settings(session)
+    defaults = {spec.key.split(".", 1)[1]: values[spec.key] for spec in PLACEMENT_SETTINGS
+                if spec.key.startswith("secondment.")}
+    return {"route": route, "employee": employee_name if route == "application" else None, "home_contact": home_name,
+            "defaults": defaults}
 
 
 def apply_for_placement(runtime: Runtime, user: User, home_contact: str | None = None,
@@ -717,6 +789,8 @@ def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) ->
 
     A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
     its next read (refresh_register)."""
+    # The runtime saves without autoflush; the rebuild reads this change's audit events and task rows.
+    session.flush()
     try:
         with session.begin_nested():
             rebuild_placement(session, row, _timezone())
@@ -727,7 +801,8 @@ def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) ->
 @hooks.on_task_opened(PROCESS_KEY)
 def tell_the_people_concerned(session: Session, row: ProcessInstance, task: HumanTask) -> None:
     """OCPE is told of every new placement (MP-H "inform OCPE of placements"); the home organisation is told when
-    a concern is raised, so that it keeps contact with the host (MP-H)."""
+    a concern is raised, so that it keeps contact with the host (MP-H); and a task that acts on one branch's
+    facts (a concern, a proposed extension) carries them in its instructions."""
     data = row.data or {}
     if task.name == "note_placement":
         notify(session, group_members(session, "ocpe"), f"New placement: {row.title}",
@@ -739,6 +814,86 @@ def tell_the_people_concerned(session: Session, row: ProcessInstance, task: Huma
             notify(session, [home], f"Concern raised: {row.title}",
                    f"A concern about the placement in case #{row.id} was raised; the host organisation is "
                    "discussing it with the parties.", row.id)
+    if task.name not in CONTEXT_TASKS:
+        return
+    session.flush()  # the runtime saves without autoflush; the history read below includes this change
+    context = task_context(session, row, task.name)
+    if context:
+        task.instructions = (task.instructions or "") + "\n\n" + _literal(context)
+
+
+#: Tasks whose instructions get the facts of their branch (see task_context).
+CONTEXT_TASKS = frozenset({"discuss_concern", "decide_concern", "accept_ext_secondee", "accept_ext_home",
+                           "accept_ext_host", "plan_end", "propose_reentry", "confirm_reentry"})
+
+
+def _literal(text: str) -> str:
+    # Instructions are a template over the case data; what people typed must show as typed, never run.
+    return "{% raw %}" + text.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
+
+
+def _local_day(at: datetime) -> str:
+    return at.astimezone(ZoneInfo(_timezone())).date().isoformat()
+
+
+def task_context(session: Session, row: ProcessInstance, name: str) -> str | None:
+    """The facts a task of the placement acts on, from the case's history.
+
+    SpiffWorkflow keeps each parallel branch's data apart, and the case snapshot shows one branch only; these
+    facts (which concern, which proposed end date) are taken from the audit trail instead."""
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
+                                  .order_by(AuditEvent.id)))
+    completed = [e for e in events if e.kind == "task_completed"]
+
+    def last(names: Iterable[str]) -> AuditEvent | None:
+        wanted = set(names)
+        return next((e for e in reversed(completed) if (e.detail or {}).get("task") in wanted), None)
+
+    def data_of(event: AuditEvent | None, key: str) -> dict[str, Any]:
+        value = ((event.detail or {}).get("data") or {}).get(key) if event is not None else None
+        return value if isinstance(value, dict) else {}
+
+    if name == "discuss_concern":
+        raised = last(CONCERN_TASKS)
+        if raised is None:
+            return None
+        concern = data_of(raised, "concern")
+        party = CONCERN_TASKS[str((raised.detail or {}).get("task"))]
+        urgent = " It is marked urgent." if concern.get("urgent") else ""
+        return (f"The concern, raised by the {party} ({raised.actor}) on {_local_day(raised.at)} about "
+                f"{concern.get('category', 'other')}: {concern.get('details', '')}{urgent}")
+    if name == "decide_concern":
+        discussion = data_of(last({"discuss_concern"}), "concern_discussion")
+        return f"What the host recorded of its discussion: {discussion.get('summary', '')}" if discussion else None
+    walk = _Walk()
+    for event in events:
+        walk.feed(event)
+    end = (walk.document().get("schedule1") or {}).get("end_date")
+    if name in ("accept_ext_secondee", "accept_ext_home", "accept_ext_host"):
+        plan = data_of(last({"plan_end"}), "end_plan")
+        return (f"Version {len(walk.versions)} proposes to move the end date from {end} to "
+                f"{plan.get('new_end_date')}. Reason: {plan.get('reason', '')}") if plan else None
+    if name == "plan_end":
+        plan_event = last({"plan_end"})
+        opened = [e.id for e in events if e.kind == "task_opened" and (e.detail or {}).get("task") == "accept_ext_home"]
+        unissued = plan_event is not None and (not opened or plan_event.id > opened[-1])
+        return _plan_end_context(walk, data_of(plan_event, "end_plan") if unissued else {}, end)
+    if name in ("propose_reentry", "confirm_reentry"):
+        last_day = walk.early_last_day or end
+        return f"The placement's last day is {last_day}." if last_day else None
+    return None
+
+
+def _plan_end_context(walk: _Walk, unissued_plan: dict[str, Any], end: str | None) -> str | None:
+    """Why the end-of-placement decision is open: first time, a proposal refused by the check, or an extension
+    one of the parties asked to change."""
+    if unissued_plan.get("decision") == "extend" and end and str(unissued_plan.get("new_end_date", "")) <= end:
+        return f"Please fix: an extension must end after the current end date, {end}."
+    latest = walk.versions[-1] if walk.versions else None
+    if latest is not None and latest.kind == "extension" and latest.complete and not latest.accepted:
+        return ("The extension to " + str((latest.document.get("schedule1") or {}).get("end_date")) +
+                " was not accepted. Changes asked for: " + "; ".join(latest.changes))
+    return f"The agreed end date is {end}." if end else None
 
 
 # The placement's start data is checked and completed by its preparer, as the determination's cases are.

@@ -239,3 +239,25 @@ def self_identification(instance_id: int) -> ResponseReturnValue:
             values = secondment.self_identification(s, current_user(), instance_id)
     return render_template("register/self_identification.html", questions=secondment.QUESTIONS, values=values,
                            errors=errors, instance_id=instance_id), 422 if errors else 200
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@roles_required("admin", "ocpe")
+def settings() -> ResponseReturnValue:
+    """The periods the policy leaves open and the suppression threshold, as administrator settings."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any]
+    if request.method == "POST":
+        values = {spec.key: request.form.get(spec.key, "") for spec in secondment.PLACEMENT_SETTINGS}
+        try:
+            secondment.save_placement_settings(services().db, current_user(), values)
+        except Invalid as exc:
+            errors = _errors(exc)
+        else:
+            flash("Saved. Placements proposed from now on start from these values.")
+            return redirect(url_for("register.settings"))
+    else:
+        with services().db.read() as s:
+            values = dict(secondment.placement_settings(s))
+    return render_template("register/settings.html", specs=secondment.PLACEMENT_SETTINGS, values=values,
+                           errors=errors), 422 if errors else 200

@@ -8,6 +8,7 @@ CI=true they fail instead, because CI must run them.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from engine.config import PROJECT_ROOT, Settings
 from engine.db import Database
 from engine.demo import load_demo
 from engine.runtime import Runtime
-from tests.conftest import require
+from tests.conftest import T0, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = PROJECT_ROOT / "node_modules"
@@ -58,19 +59,38 @@ class LiveServer:
         self.runtime = runtime
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A fresh database with the demo (people, processes, two cases) and the app on a free loopback port."""
+@pytest.fixture(scope="session")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database with the demo (people, processes, two cases), built once and copied per test."""
     _check_environment()
-    from web import create_app
+    from engine.clock import CLOCK
     from web.cli import upgrade_database
 
-    url = f"sqlite:///{tmp_path / 'browser.sqlite3'}"
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    url = f"sqlite:///{path}"
     upgrade_database(url)
     settings = Settings(database_url=url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes")
     runtime = Runtime(Database(url), settings)
-    for _line in load_demo(runtime):
-        pass
+    CLOCK.freeze(T0)  # the demo's dates as every test sees them (the autouse clock fixture is per test)
+    try:
+        for _line in load_demo(runtime):
+            pass
+    finally:
+        CLOCK.reset()
+        runtime.db.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture
+def live_server(demo_database: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh copy of the demo database and the app on a free loopback port."""
+    from web import create_app
+
+    path = tmp_path / "browser.sqlite3"
+    shutil.copyfile(demo_database, path)
+    url = f"sqlite:///{path}"
+    settings = Settings(database_url=url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes")
+    runtime = Runtime(Database(url), settings)
     os.environ.setdefault("NTPSWF_SECRET_KEY", "test-secret")
     app = create_app(settings, {"TESTING": False})
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -9,10 +9,13 @@ import re
 from typing import Any
 
 import pytest
+from lxml import etree
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from engine.config import PROJECT_ROOT
 from engine.models import AuditEvent, HumanTask, ProcessDefinition
+from engine.validation import SPIFF_NS
 from tests.browser.conftest import LiveServer, axe_violations, login
 from tests.conftest import SHARED
 
@@ -67,7 +70,7 @@ def test_owner_renames_a_task_in_the_modeler_and_deploys_version_2(page: Any, li
     assert "Invite the employee to submit" in page.inner_text("main")
 
 
-def test_validation_marks_and_lists_each_problem_element(page: Any, live_server: LiveServer) -> None:
+def test_validation_marks_problems_and_the_form_editor_previews(page: Any, live_server: LiveServer) -> None:
     login(page, "owner")
     _open_modeler(page)
     # A refused script and a refused gateway condition: both must be listed and drawn.
@@ -98,11 +101,11 @@ def test_validation_marks_and_lists_each_problem_element(page: Any, live_server:
     with live_server.runtime.db.read() as s:
         assert s.scalars(select(ProcessDefinition.version).where(
             ProcessDefinition.key == "pay_progression")).all() == [1]
+    _edit_a_form_with_live_preview(page)
 
 
-def test_form_editor_previews_with_the_staff_renderer(page: Any, live_server: LiveServer) -> None:
-    login(page, "owner")
-    _open_modeler(page)
+def _edit_a_form_with_live_preview(page: Any) -> None:
+    """The form editor's preview is rendered by the staff renderer, and a broken schema says why."""
     page.select_option("#form-file", "invite_submission.json")
     page.wait_for_selector("#form-preview label")
     schema = json.loads(page.input_value("#form-schema"))
@@ -141,7 +144,7 @@ def test_instance_diagram_marks_open_and_completed_elements(page: Any, live_serv
     assert page.request.get(f"/studio/instances/{task.instance_id}/diagram.json").status == 404
 
 
-def test_every_miwg_file_opens_in_the_modeler(page: Any, live_server: LiveServer) -> None:
+def test_other_tools_files_open_and_spiff_extensions_round_trip(page: Any, live_server: LiveServer) -> None:
     files = sorted(MIWG.glob("*/*.bpmn"))
     if not files:
         pytest.skip(f"{MIWG} is absent (shared conformance files not checked out)")
@@ -164,6 +167,36 @@ def test_every_miwg_file_opens_in_the_modeler(page: Any, live_server: LiveServer
     failed = {name: r for name, r in results.items() if not r["ok"] or r["elements"] < 2}
     assert failed == {}
     assert len(results) == len(files)
+    _round_trip_spiff_extensions(page)
+
+
+def _spiff_elements(xml: str) -> list[tuple[str, str, str]]:
+    """Every spiffworkflow element and attribute of a document: (tag, attributes, text), in document order."""
+    root = etree.fromstring(xml.encode())
+    out = [(etree.QName(n).localname, json.dumps(dict(sorted(n.attrib.items()))), (n.text or "").strip())
+           for n in root.iter(f"{{{SPIFF_NS}}}*")]
+    out += [(etree.QName(n).localname, k, v) for n in root.iter() if isinstance(n.tag, str)
+            for k, v in n.attrib.items() if k.startswith(f"{{{SPIFF_NS}}}")]
+    return out
+
+
+def _round_trip_spiff_extensions(page: Any) -> None:
+    """Diagrams with spiffworkflow extensions come out of the modeler with every extension unchanged."""
+    documents = {"pay_progression.bpmn": (PROJECT_ROOT / "processes" / "pay_progression.bpmn").read_text()}
+    documents.update({f"{p.parent.name}/{p.name}": p.read_text(encoding="utf-8")
+                      for p in sorted((SHARED / "conformance" / "spiffarena").glob("*/*.bpmn"))})
+    saved = page.evaluate("""async (documents) => {
+        const modeler = window.ntpsStudio.modeler;
+        const out = {};
+        for (const [name, xml] of documents) {
+            await window.ntpsStudio.importXML(xml);  // laid out automatically when the file has no layout
+            out[name] = (await modeler.saveXML({ format: true })).xml;
+        }
+        return out;
+    }""", list(documents.items()))
+    for name, xml in documents.items():
+        assert _spiff_elements(saved[name]) == _spiff_elements(xml), name
+    assert sum(len(_spiff_elements(x)) for x in documents.values()) > 50
 
 
 def test_axe_finds_no_serious_violations(axe_page: Any, live_server: LiveServer) -> None:

@@ -14,7 +14,15 @@ from sqlalchemy import func, select
 
 from engine.access import may_view_instance
 from engine.errors import Invalid
-from engine.models import AuditEvent, HumanTask, Notification, Person, ProcessInstance, Timer
+from engine.models import (
+    AuditEvent,
+    HumanTask,
+    Notification,
+    Person,
+    PlacementSelfIdentification,
+    ProcessInstance,
+    Timer,
+)
 from engine.runtime import Runtime
 from engine.secondment import load_host_people
 from tests.processes.driver import Driver
@@ -25,7 +33,6 @@ from tests.processes.test_secondment_flow import (
     ASSESSMENT,
     BRIEFING,
     CONCERN,
-    ENDORSE,
     EVALUATION,
     EXPECTATIONS,
     FORECAST,
@@ -467,7 +474,7 @@ def test_mp_l_an_extension_is_a_new_version_that_moves_the_end(drive: Driver) ->
     assert "plan_end" not in _names(drive, case)
     row = register(drive, case)
     assert (row.end_date, row.extensions, row.version, row.accepted_version) == (date(2027, 6, 30), 1, 2, 2)
-    v1, v2 = versions(drive, case)
+    _v1, v2 = versions(drive, case)
     assert (v2.kind, v2.status, v2.document["schedule1"]["end_date"]) == ("extension", "accepted", "2027-06-30")
     at("2027-04-01", 1)  # the old end date passes: the placement goes on, reports continue
     poll(drive)
@@ -555,4 +562,62 @@ def test_mp_l_each_late_step_escalates_once(drive: Driver) -> None:
     assert home.count("Overdue: File a progress report") == 1
     assert home.count("Overdue: Induct the secondee") == 1
     assert "Overdue: Brief the home organisation on performance and progress" in _notices(drive, "ocpe")
-    assert [t.escalated_at for t in tasks_named(drive, case, "file_progress_report")][0] is not None
+    assert tasks_named(drive, case, "file_progress_report")[0].escalated_at is not None
+
+
+def test_mp_o_self_identification_in_the_application_never_reaches_the_case(drive: Driver) -> None:
+    case = drive.start("secondment", {"route": "application", "employee": "employee"}, as_user="employee")
+    task = open_tasks(drive, case, "apply")[0]
+    before = _audit_count(drive, case)
+    with pytest.raises(Invalid) as err:  # only the offered answers are accepted
+        drive._fresh().complete_task(drive.user("employee"), task.id, {"application": {
+            **APPLICATION["application"], "self_identification": {"gender": "robot"}}})
+    assert [p.field for p in err.value.problems] == ["application.self_identification.gender"]
+    assert _audit_count(drive, case) == before
+    drive.complete(case, "apply", "employee", {"application": {
+        **APPLICATION["application"], "self_identification": {"gender": "woman", "atsi": "prefer_not_to_say"}}})
+    data = drive.instance(case).data
+    assert "self_identification" not in data["application"]
+    assert data["application"]["aspirations"] == APPLICATION["application"]["aspirations"]
+    with drive.runtime.db.read() as s:
+        history = [e.detail for e in s.scalars(select(AuditEvent).where(AuditEvent.instance_id == case))]
+        answers = s.scalars(select(PlacementSelfIdentification).where(
+            PlacementSelfIdentification.instance_id == case)).one()
+    assert "woman" not in str(history) and "self_identification" not in str(history)
+    assert (answers.gender, answers.atsi, answers.disability) == ("woman", "prefer_not_to_say", None)
+
+
+def test_mp_o_ocpe_and_the_home_organisation_are_told(drive: Driver) -> None:
+    case = agreed(drive)
+    assert [n for n in _notices(drive, "ocpe") if n.startswith("New placement")] == [
+        "New placement: Mobility and secondment placement — Emily Wong"]
+    at("2026-04-01", 1)
+    poll(drive)
+    drive.complete(case, "raise_concern_host", "host", CONCERN)
+    assert any(n.startswith("Concern raised") for n in _notices(drive, "supervisor"))
+    assert not any(n.startswith("Concern raised") for n in _notices(drive, "employee"))
+
+
+def test_mp_l_tasks_that_act_on_one_branch_carry_its_facts(drive: Driver) -> None:
+    case = started(drive)
+    drive.complete(case, "raise_concern_employee", "employee", CONCERN)
+    discuss = open_tasks(drive, case, "discuss_concern")[0]
+    assert "raised by the secondee (employee)" in (discuss.instructions or "")
+    assert CONCERN["concern"]["details"] in (discuss.instructions or "")
+    at("2027-02-17", 1)
+    poll(drive)
+    drive.complete(case, "plan_end", "supervisor", {"end_plan": {
+        "decision": "extend", "new_end_date": "2027-02-01", "reason": "Oops."}})
+    assert "Please fix: an extension must end after the current end date, 2027-03-31." in (
+        open_tasks(drive, case, "plan_end")[0].instructions or "")
+    drive.complete(case, "plan_end", "supervisor", {"end_plan": {
+        "decision": "extend", "new_end_date": "2027-06-30", "reason": "Ward opening moved."}})
+    accept = open_tasks(drive, case, "accept_ext_host")[0]
+    assert "move the end date from 2027-03-31 to 2027-06-30. Reason: Ward opening moved." in (accept.instructions or "")
+    drive.complete(case, "accept_ext_secondee", "employee", ACCEPT["secondee"])
+    drive.complete(case, "accept_ext_home", "supervisor", ACCEPT["home"])
+    drive.complete(case, "accept_ext_host", "host", {"acceptance_host": {
+        "decision": "request_changes", "changes": "End of May {{ 7 * 7 }} please."}})
+    text = open_tasks(drive, case, "plan_end")[0].instructions or ""
+    assert "was not accepted. Changes asked for: host: End of May { { 7 * 7 } } please." not in text
+    assert "{% raw %}" in text and "End of May {{ 7 * 7 }} please." in text  # shown as typed, never run

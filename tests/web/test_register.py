@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from engine.clock import CLOCK
-from engine.models import PlacementSelfIdentification, ProcessInstance
+from engine.models import PlacementSelfIdentification, ProcessInstance, Setting
 from engine.register import SECONDARY, suppress
 from engine.runtime import Runtime
-from engine.secondment import load_host_people
+from engine.secondment import PLACEMENT_SETTINGS, load_host_people
 from tests.conftest import Auth
 from tests.processes.driver import Driver
-from tests.processes.test_secondment_flow import APPLICATION, CONCERN, agreed, started
+from tests.processes.test_secondment_flow import APPLICATION, CONCERN, agreed, apply, plan, started
 
 WOMEN_AND_OTHERS = [{"gender": "woman", "age_band": "25_34"}, {"gender": "woman", "age_band": "35_44"},
                     {"gender": "woman"}, {"gender": "woman", "disability": "no"}, {"gender": "woman", "cald": "yes"},
@@ -255,3 +255,34 @@ def test_mp_o_only_the_secondee_answers_the_self_identification(client: FlaskCli
     assert "woman" not in str(d.instance(case).data)  # never part of the case
     client.post(f"/register/{case}/self-identification", data={"gender": "", "cald": ""})
     assert _self_id_rows(d) == 0  # all blank withdraws the answers
+
+
+def test_mp_l_a_concern_shows_on_the_hosts_task_exactly_as_typed(client: FlaskClient, auth: Auth, d: Driver) -> None:
+    case = started(d)
+    d.complete(case, "raise_concern_employee", "employee", {"concern": {
+        "category": "work", "details": "Workload is {{ 7 * 7 }} hours <b>a week</b>."}})
+    task = d.open_task(case, "discuss_concern")
+    auth.login("host")
+    page = client.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "Workload is {{ 7 * 7 }} hours &lt;b&gt;a week&lt;/b&gt;." in page
+    assert "49 hours" not in page
+
+
+def test_mp_l_the_periods_the_policy_leaves_open_are_settings(client: FlaskClient, auth: Auth, d: Driver) -> None:
+    auth.login("hr")
+    assert client.get("/register/settings").status_code == 403
+    auth.logout()
+    auth.login("admin")
+    form = {spec.key: str(spec.default) for spec in PLACEMENT_SETTINGS}
+    bad = client.post("/register/settings", data={**form, "secondment.induction_days": "0",
+                                                  "register.suppression_threshold": "2"})
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.get_data(as_text=True)
+    with d.runtime.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Setting)) == 0  # nothing saved
+    ok = client.post("/register/settings", data={**form, "secondment.induction_days": "10",
+                                                 "secondment.notice_days": "28"})
+    assert ok.status_code == 302
+    case = apply(d)
+    plan(d, case)
+    draft = d.instance(case).data["agreement"]["schedule2"]
+    assert draft["timing"]["induction_days"] == 10 and draft["early_termination"]["notice_days"] == 28

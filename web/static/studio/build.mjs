@@ -12,7 +12,7 @@ await build({
   entryPoints: { studio: join(here, 'modeler.js'), viewer: join(here, 'viewer.js'), 'studio-css': join(here, 'studio.css') },
   outdir: out,
   bundle: true,
-  minify: true,
+  minify: !process.env.STUDIO_DEV,
   format: 'iife',
   target: ['es2020'],
   sourcemap: false,

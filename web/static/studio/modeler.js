@@ -7,6 +7,7 @@ import BpmnModeler from 'bpmn-js/lib/Modeler';
 import { BpmnPropertiesPanelModule, BpmnPropertiesProviderModule } from 'bpmn-js-properties-panel';
 import spiffworkflowDescriptor from './spiffworkflow-moddle.json';
 import { SpiffPropertiesModule } from './spiff-provider.js';
+import { importWithLayout } from './layout.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -44,6 +45,7 @@ function start() {
     moddleExtensions: { spiffworkflow: spiffworkflowDescriptor },
   });
   window.ntpsStudio.modeler = modeler;
+  window.ntpsStudio.importXML = (xml) => importWithLayout(modeler, xml);
 
   const canvas = modeler.get('canvas');
   const registry = modeler.get('elementRegistry');
@@ -267,7 +269,8 @@ function start() {
   });
   fillSelects();
 
-  modeler.importXML(data.xml).then(({ warnings }) => {
+  importWithLayout(modeler, data.xml).then(({ warnings, laidOut }) => {
+    if (laidOut) dirty = true;
     canvas.zoom('fit-viewport');
     const notes = $('#import-notes');
     notes.replaceChildren(...warnings.map((w) => { const li = document.createElement('li'); li.textContent = w.message; return li; }));

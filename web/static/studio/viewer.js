@@ -3,6 +3,7 @@
 // URL in data-src; the same states are written out as text beside it for screen readers.
 
 import NavigatedViewer from 'bpmn-js/lib/NavigatedViewer';
+import { importWithLayout } from './layout.js';
 
 const MARKERS = { completed: 'ntps-completed', open: 'ntps-open', waiting: 'ntps-waiting', cancelled: 'ntps-cancelled' };
 const LABELS = { open: 'Open (waiting for a person)', waiting: 'Waiting (timer or event)', completed: 'Completed' };
@@ -31,7 +32,7 @@ async function show(container) {
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const data = await response.json();
   const viewer = new NavigatedViewer({ container });
-  await viewer.importXML(data.xml);
+  await importWithLayout(viewer, data.xml);
   const canvas = viewer.get('canvas');
   const registry = viewer.get('elementRegistry');
   for (const [state, marker] of Object.entries(MARKERS)) {
