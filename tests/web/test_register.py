@@ -19,7 +19,7 @@ from engine.clock import CLOCK
 from engine.models import PlacementSelfIdentification, ProcessInstance, Setting
 from engine.register import SECONDARY, suppress
 from engine.runtime import Runtime
-from engine.secondment import PLACEMENT_SETTINGS, load_host_people
+from engine.secondment import PLACEMENT_SETTINGS, load_host_people, load_secondment_demo
 from tests.conftest import Auth
 from tests.processes.driver import Driver
 from tests.processes.test_secondment_flow import APPLICATION, CONCERN, agreed, apply, plan, started
@@ -286,3 +286,11 @@ def test_mp_l_the_periods_the_policy_leaves_open_are_settings(client: FlaskClien
     plan(d, case)
     draft = d.instance(case).data["agreement"]["schedule2"]
     assert draft["timing"]["induction_days"] == 10 and draft["early_termination"]["notice_days"] == 28
+
+
+def test_mp_h_the_demo_publishes_an_opportunity_once(client: FlaskClient, auth: Auth, app_org: Runtime) -> None:
+    first = list(load_secondment_demo(app_org))
+    again = list(load_secondment_demo(app_org))
+    assert len(first) == 3 and len(again) == 1  # people only, the second time
+    auth.login("host2")
+    assert "Workforce data analyst, six months" in client.get("/register/opportunities").get_data(as_text=True)
