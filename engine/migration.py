@@ -134,7 +134,7 @@ def preview(runtime: Runtime, user: User, key: str, from_version: int, to_versio
             if source.id == target.id:
                 candidate.reasons.append("it is already on this version")
             else:
-                wf = runtime._load(session, row).workflow
+                wf = runtime.load(session, row).workflow
                 candidate.open_tasks, candidate.waiting, candidate.reasons = _reasons(session, row, wf, target, parsed)
             out.append(candidate)
         return out
@@ -184,7 +184,7 @@ def _restore_timers(wf: BpmnWorkflow, by_id: dict[UUID, dict[str, Any]],
 
 def _move(wf: BpmnWorkflow, parsed: ParsedProcess) -> None:
     """Point the workflow (and its running called processes) at the new specs, with SpiffWorkflow's helpers."""
-    registry = serialization._serializer().registry
+    registry = serialization.registry()
     top, subs = diff_workflow(registry, wf, parsed.spec, parsed.subprocess_specs)
     sub_workflows = dict(wf.subprocesses)
     migrate_workflow(top, wf, parsed.spec)
@@ -247,7 +247,7 @@ def migrate_instance(runtime: Runtime, user: User, instance_id: int, to_version:
         if target.id == source.id:
             raise Conflict(f"case {instance_id} is already on version {to_version}")
         parsed = SPECS.get(target)
-        loaded = runtime._load(session, row)
+        loaded = runtime.load(session, row)
         wf = loaded.workflow
         _tasks, _waiting, reasons = _reasons(session, row, wf, target, parsed)
         if reasons:
@@ -267,7 +267,7 @@ def migrate_instance(runtime: Runtime, user: User, instance_id: int, to_version:
         audit(session, row.id, user.username, "migrated", process=row.process_key, from_version=source.version,
               to_version=target.version, from_definition_id=source.id, to_definition_id=target.id)
         with session.no_autoflush:
-            runtime._save(session, loaded, user.username)
+            runtime.save(session, loaded, user.username)
         uow.commit()
         return source.version
 

@@ -8,6 +8,7 @@ requests, which is acceptable for slowing down password guessing.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,8 +53,14 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+def _key(bucket: str) -> str:
+    """A bucket name that fits the column (long names by their digest, so distinct names stay distinct)."""
+    return bucket if len(bucket) <= 200 else "sha256:" + hashlib.sha256(bucket.encode()).hexdigest()
+
+
 def _retry_after(session: Session, bucket: str, limit: Limit, now: datetime) -> int | None:
     """Seconds until the bucket has room again, or None when it has room now."""
+    bucket = _key(bucket)
     since = now - limit.window
     hits = session.scalar(select(func.count()).select_from(RateLimitHit).where(
         RateLimitHit.bucket == bucket, RateLimitHit.at > since)) or 0
@@ -70,7 +77,7 @@ def _retry_after(session: Session, bucket: str, limit: Limit, now: datetime) -> 
 
 def hit(session: Session, bucket: str) -> None:
     """Count one request in `bucket`."""
-    session.add(RateLimitHit(bucket=bucket[:200], at=CLOCK.now()))
+    session.add(RateLimitHit(bucket=_key(bucket), at=CLOCK.now()))
 
 
 def forget_old_hits(session: Session, older_than: timedelta) -> None:

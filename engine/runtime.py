@@ -117,7 +117,7 @@ class Runtime:
                 raise NotFound("no such task")
             if task.state != "open":
                 raise Conflict(f"the task '{task.title}' is no longer open (it is {task.state})")
-            loaded = self._load(session, task.instance)
+            loaded = self.load(session, task.instance)
             spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"the task '{task.title}' is no longer open")
@@ -150,11 +150,11 @@ class Runtime:
                 raise Conflict(f"the case is {row.status}, not running")
             if not reason.strip():
                 raise Invalid("a reason is required", [Problem("a reason is required", field="reason")])
-            loaded = self._load(session, row)
+            loaded = self.load(session, row)
             loaded.workflow.cancel()
             row.status, row.ended_at = "cancelled", CLOCK.now()
             audit(session, row.id, user.username, "cancelled", reason=reason.strip())
-            self._save(session, loaded, user.username)
+            self.save(session, loaded, user.username)
             uow.commit()
 
     def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str) -> None:
@@ -166,7 +166,7 @@ class Runtime:
                 raise NotFound("no such case")
             if row.status != "running":
                 raise Conflict(f"the case is {row.status}, not running")
-            loaded = self._load(session, row)
+            loaded = self.load(session, row)
             apply_data_changes(loaded.workflow, changes)
             loaded.workflow.refresh_timers()
             before = {k: row.data.get(k) for k in changes}
@@ -186,7 +186,7 @@ class Runtime:
             row = _lock_instance(session, instance_id)
             if row is None or row.status != "running":
                 return 0
-            loaded = self._load(session, row)
+            loaded = self.load(session, row)
             now = CLOCK.now()
             rows = _timer_rows(session, row.id)
             before = [(t, t.due_at) for t in rows if t.state in ("waiting", "claimed") and t.due_at < now]
@@ -205,7 +205,8 @@ class Runtime:
     def _script_engine(self, session: Session) -> Any:
         return make_script_engine(script_helpers(session, self.settings))
 
-    def _load(self, session: Session, row: ProcessInstance) -> Loaded:
+    def load(self, session: Session, row: ProcessInstance) -> Loaded:
+        """Restore a case's workflow with its cached spec and a fresh restricted script engine."""
         parsed = SPECS.get(row.definition)
         wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
         wf.script_engine = self._script_engine(session)
@@ -231,9 +232,10 @@ class Runtime:
         except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
             raise _script_failure(exc, None) from exc
         with session.no_autoflush:  # one flush at commit instead of one per query
-            self._save(session, loaded, actor, timer_rows)
+            self.save(session, loaded, actor, timer_rows)
 
-    def _save(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
+    def save(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
+        """Write the workflow, its data snapshot, task rows, timer rows and hooks' changes (no commit)."""
         wf, row = loaded.workflow, loaded.row
         now = CLOCK.now()
         row.data = case_data(wf)

@@ -54,6 +54,11 @@ def _serializer() -> BpmnWorkflowSerializer:
     return s
 
 
+def registry() -> Any:
+    """This thread's serializer registry (for code that converts specs or task data itself, e.g. migration)."""
+    return _serializer().registry
+
+
 def dumps(workflow: BpmnWorkflow) -> str:
     """Serialize a workflow without its spec."""
     return str(_serializer().serialize_json(workflow))

@@ -621,3 +621,15 @@ def test_mp_l_tasks_that_act_on_one_branch_carry_its_facts(drive: Driver) -> Non
     text = open_tasks(drive, case, "plan_end")[0].instructions or ""
     assert "was not accepted. Changes asked for: host: End of May { { 7 * 7 } } please." not in text
     assert "{% raw %}" in text and "End of May {{ 7 * 7 }} please." in text  # shown as typed, never run
+
+
+def test_mp_o_a_cancelled_placement_stays_in_the_register_as_cancelled(drive: Driver) -> None:
+    case = apply(drive)
+    plan(drive, case)
+    drive.complete(case, "draft_agreement", "supervisor", AGREEMENT)
+    drive.complete(case, "accept_secondee", "employee", ACCEPT["secondee"])
+    drive._fresh().cancel(drive.user("hr"), case, "The host's funding was withdrawn.")
+    row = register(drive, case)
+    assert row.status == "cancelled"
+    (v1,) = versions(drive, case)
+    assert (v1.status, v1.secondee_answer, v1.home_answer) == ("withdrawn", "accept", None)
