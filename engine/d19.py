@@ -191,6 +191,7 @@ def _store(session: Session, instance_id: int, field: str, text: Any, actor: str
     return f"document:{doc.id}"
 
 
+@hooks.display(PROCESS)
 def resolve_documents(session: Session, instance_id: int, value: Any) -> Any:
     """`value` with every `document:<id>` reference to this case's documents replaced by the text."""
     if isinstance(value, dict):

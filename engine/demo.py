@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from engine.clock import CLOCK
+from engine.policy import add_months
 from engine.definitions import Deployed, deploy, read_bundle
 from engine.models import PayPoint, Person, ProcessInstance, User
 from engine.runtime import Runtime
@@ -103,6 +104,6 @@ def load_demo(runtime: Runtime) -> Iterator[str]:
         assessment = today + timedelta(days=75)
         for employee in ("employee", "engineer"):
             runtime.start(None, "pay_progression", {
-                "employee": employee, "agreement_start": (assessment - timedelta(days=365)).isoformat(),
+                "employee": employee, "agreement_start": add_months(assessment, -12).isoformat(),
                 "assessment_date": assessment.isoformat()}, actor="hr")
         yield "2 pay progression cases started (the supervisor has two invitations to send)"

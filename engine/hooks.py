@@ -21,6 +21,8 @@ OnComplete = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any], str]
 OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask], None]
 #: (session, instance, actor) -> None, after every save of the case (its data snapshot is current)
 AfterSave = Callable[[Session, ProcessInstance, str], None]
+#: (session, instance id, data) -> data as people should see it (e.g. document references resolved)
+Display = Callable[[Session, int, Any], Any]
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Hooks:
     on_complete: list[OnComplete] = field(default_factory=list)
     on_task_opened: list[OnTaskOpened] = field(default_factory=list)
     after_save: list[AfterSave] = field(default_factory=list)
+    display: list[Display] = field(default_factory=list)
 
 
 _REGISTRY: dict[str, Hooks] = {}
@@ -65,6 +68,22 @@ def after_save(process_key: str) -> Callable[[AfterSave], AfterSave]:
             hooks_for(process_key).after_save.append(fn)
         return fn
     return register
+
+
+def display(process_key: str) -> Callable[[Display], Display]:
+    """Decorator: transform case data before it is shown (pages, API, instructions); never stored."""
+    def register(fn: Display) -> Display:
+        if fn not in hooks_for(process_key).display:
+            hooks_for(process_key).display.append(fn)
+        return fn
+    return register
+
+
+def for_display(session: Session, instance: ProcessInstance, data: Any) -> Any:
+    """Case data as people should see it, after the process's display hooks."""
+    for fn in hooks_for(instance.process_key).display:
+        data = fn(session, instance.id, data)
+    return data
 
 
 #: Modules that register hooks for their processes; imported once when a Runtime is made.

@@ -11,6 +11,7 @@ from engine.access import instance_filter, may_view_instance
 from engine.assignment import groups_of, may_work
 from engine.clock import CLOCK
 from engine.errors import NotFound
+from engine.hooks import for_display
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer, User
 
 
@@ -67,7 +68,7 @@ def task_form(session: Session, task: HumanTask) -> dict[str, Any]:
     definition: ProcessDefinition = task.instance.definition
     schema = definition.forms.get(task.form) if task.form else None
     ui_schema = definition.forms.get(task.ui_form) if task.ui_form else None
-    case = task.instance.data or {}
+    case = for_display(session, task.instance, task.instance.data or {})
     keys = (schema or {}).get("properties", {}).keys()
     return {"schema": schema, "ui_schema": ui_schema, "data": {k: case[k] for k in keys if k in case}}
 
@@ -91,7 +92,7 @@ def instance_dict(session: Session, row: ProcessInstance) -> dict[str, Any]:
                              .order_by(AuditEvent.id)).all()
     return {
         "id": row.id, "process": row.process_key, "version": row.definition.version, "title": row.title,
-        "status": row.status, "data": row.data, "started_at": _iso(row.started_at), "started_by": row.started_by,
+        "status": row.status, "data": for_display(session, row, row.data), "started_at": _iso(row.started_at), "started_by": row.started_by,
         "ended_at": _iso(row.ended_at),
         "tasks": [task_dict(t) for t in tasks],
         "timers": [{"name": t.name, "element": t.element, "due_at": _iso(t.due_at)} for t in timers],

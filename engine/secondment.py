@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -390,7 +390,7 @@ class _Walk:
     early_last_day: str | None = None
     results: list[dict[str, Any]] | None = None
     evaluation_value: str | None = None
-    concerns: list[PlacementConcern] = field(default_factory=list)
+    concerns: list[dict[str, Any]] = field(default_factory=list)
 
     def feed(self, event: AuditEvent) -> None:
         """Take one audit event into account."""
@@ -445,10 +445,10 @@ class _Walk:
             self._answer(task, data, event)
         elif task in CONCERN_TASKS:
             concern = data.get("concern") or {}
-            self.concerns.append(PlacementConcern(
-                seq=len(self.concerns) + 1, raised_at=event.at, raised_by=event.actor, party=CONCERN_TASKS[task],
-                category=str(concern.get("category") or "other"), urgent=bool(concern.get("urgent")),
-                details=str(concern.get("details") or "")))
+            self.concerns.append({
+                "raised_at": event.at, "raised_by": event.actor, "party": CONCERN_TASKS[task],
+                "category": str(concern.get("category") or "other"), "urgent": bool(concern.get("urgent")),
+                "details": str(concern.get("details") or "")})
         elif task == "decide_concern":
             decision = data.get("concern_decision") or {}
             if decision.get("decision") == "end_early" and self.started and not self.post_started:
@@ -529,8 +529,6 @@ def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> 
     walk = _Walk()
     for event in events:
         walk.feed(event)
-    for model in (PlacementAgreementVersion, PlacementReport, PlacementConcern):
-        session.execute(delete(model).where(model.instance_id == row.id))
     placement = session.get(Placement, row.id)
     new = placement is None
     if placement is None:
@@ -598,6 +596,7 @@ def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: 
 
 def _add_children(session: Session, p: Placement, walk: _Walk, tasks: list[HumanTask]) -> None:
     open_acceptances = any(t.name in ACCEPTANCES and t.state == "open" for t in tasks)
+    versions: dict[Any, dict[str, Any]] = {}
     for i, v in enumerate(walk.versions):
         if v.accepted:
             status = "accepted"
@@ -607,30 +606,43 @@ def _add_children(session: Session, p: Placement, walk: _Walk, tasks: list[Human
             status = "pending"
         else:
             status = "withdrawn"
-        answers = {party: v.answers.get(party) for party in ("secondee", "home", "host")}
-        session.add(PlacementAgreementVersion(
-            instance_id=p.instance_id, version=v.number, kind=v.kind, issued_at=v.issued_at, document=v.document,
-            status=status, changes=v.changes,
-            secondee_answer=answers["secondee"][0] if answers["secondee"] else None,
-            secondee_at=answers["secondee"][1] if answers["secondee"] else None,
-            home_answer=answers["home"][0] if answers["home"] else None,
-            home_at=answers["home"][1] if answers["home"] else None,
-            host_answer=answers["host"][0] if answers["host"] else None,
-            host_at=answers["host"][1] if answers["host"] else None))
+        values: dict[str, Any] = {"kind": v.kind, "issued_at": v.issued_at, "document": v.document,
+                                  "status": status, "changes": v.changes}
+        for party in ("secondee", "home", "host"):
+            answer = v.answers.get(party)
+            values[f"{party}_answer"], values[f"{party}_at"] = answer if answer else (None, None)
+        versions[v.number] = values
+    _sync_rows(session, PlacementAgreementVersion, p.instance_id, "version", versions)
     numbers: dict[str, int] = {}
+    steps: dict[Any, dict[str, Any]] = {}
     now = CLOCK.now()
     for t in tasks:
         kind = STEP_KINDS.get(t.name)
         if kind is None:
             continue
         numbers[kind] = numbers.get(kind, 0) + 1
-        session.add(PlacementReport(
-            instance_id=p.instance_id, task_id=t.id, kind=kind, number=numbers[kind], opened_at=t.created_at,
-            due_at=t.due_at, filed_at=t.completed_at if t.state == "completed" else None,
-            filed_by=t.completed_by if t.state == "completed" else None, outcome=_step_outcome(t, now)))
-    for concern in walk.concerns:
-        concern.instance_id = p.instance_id
-        session.add(concern)
+        done = t.state == "completed"
+        steps[t.id] = {"kind": kind, "number": numbers[kind], "opened_at": t.created_at, "due_at": t.due_at,
+                       "filed_at": t.completed_at if done else None, "filed_by": t.completed_by if done else None,
+                       "outcome": _step_outcome(t, now)}
+    _sync_rows(session, PlacementReport, p.instance_id, "task_id", steps)
+    _sync_rows(session, PlacementConcern, p.instance_id, "seq",
+               {i: c for i, c in enumerate(walk.concerns, start=1)})
+
+
+def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted: dict[Any, dict[str, Any]]) -> None:
+    """Make a placement's rows of `model` exactly `wanted` (key -> column values), writing only what changed."""
+    existing = {getattr(r, key): r for r in session.scalars(select(model).where(model.instance_id == instance_id))}
+    for k, values in wanted.items():
+        row = existing.pop(k, None)
+        if row is None:
+            session.add(model(instance_id=instance_id, **{key: k}, **values))
+            continue
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+    for row in existing.values():
+        session.delete(row)
 
 
 def _fingerprints(session: Session) -> dict[int, tuple[int, int]]:

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from engine import queries
 from engine.errors import Invalid
+from engine.hooks import for_display
 from web import services
 from web.auth import current_user, login_required
 from web.formrender import parse_form, render_form
@@ -59,7 +60,7 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
         task, workable = queries.get_task(s, current_user(), task_id)
         form = queries.task_form(s, task)
         info = queries.task_dict(task)
-        case = dict(task.instance.data or {})
+        case = dict(for_display(s, task.instance, task.instance.data or {}))
         instructions = render_instructions(task.instructions, case)
     fields = None
     if form["schema"]:

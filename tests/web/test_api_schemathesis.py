@@ -18,7 +18,6 @@ from flask import Flask
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import given as hypothesis_given
 from schemathesis.generation.modes import GenerationMode
-
 from sqlalchemy import update
 
 from engine.demo import load_people
