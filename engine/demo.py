@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from engine.clock import CLOCK
-from engine.policy import add_months
 from engine.definitions import Deployed, deploy, read_bundle
 from engine.models import PayPoint, Person, ProcessInstance, User
+from engine.policy import add_months
 from engine.runtime import Runtime
 from engine.users import PersonInput, create_user, hash_password, organisation_by_code, save_person
 

@@ -92,8 +92,8 @@ def instance_dict(session: Session, row: ProcessInstance) -> dict[str, Any]:
                              .order_by(AuditEvent.id)).all()
     return {
         "id": row.id, "process": row.process_key, "version": row.definition.version, "title": row.title,
-        "status": row.status, "data": for_display(session, row, row.data), "started_at": _iso(row.started_at), "started_by": row.started_by,
-        "ended_at": _iso(row.ended_at),
+        "status": row.status, "data": for_display(session, row, row.data), "started_at": _iso(row.started_at),
+        "started_by": row.started_by, "ended_at": _iso(row.ended_at),
         "tasks": [task_dict(t) for t in tasks],
         "timers": [{"name": t.name, "element": t.element, "due_at": _iso(t.due_at)} for t in timers],
         "events": [{"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events],
