@@ -107,3 +107,6 @@ def load_demo(runtime: Runtime) -> Iterator[str]:
                 "employee": employee, "agreement_start": add_months(assessment, -12).isoformat(),
                 "assessment_date": assessment.isoformat()}, actor="hr")
         yield "2 pay progression cases started (the supervisor has two invitations to send)"
+    from engine.secondment import load_secondment_demo
+
+    yield from load_secondment_demo(runtime)
