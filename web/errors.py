@@ -50,7 +50,9 @@ def init_app(app: Flask) -> None:
     def _http(exc: HTTPException) -> ResponseReturnValue:
         code = exc.code or 500
         if _wants_json():
-            return jsonify(errors=[{"message": exc.description or exc.name}]), code
+            # keep the exception's own headers (Allow on a 405, WWW-Authenticate...), but answer in JSON
+            headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+            return jsonify(errors=[{"message": exc.description or exc.name}]), code, headers
         return render_template("error.html", code=code, message=exc.description, problems=[]), code
 
     @app.errorhandler(Exception)
