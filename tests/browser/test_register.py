@@ -147,3 +147,28 @@ def test_mp_o_register_passes_axe_core(register_browser: Any, register_url: str)
             assert serious == [], f"{path}: {serious}"
     finally:
         page.context.close()
+
+
+def test_mp_0_the_secondment_diagram_imports_into_bpmn_js_without_warnings(register_browser: Any) -> None:
+    viewer = PROJECT_ROOT / "node_modules" / "bpmn-js" / "dist" / "bpmn-viewer.production.min.js"
+    require(viewer.is_file(), "node_modules/bpmn-js is missing (run `npm ci`)")
+    context = register_browser.new_context(viewport={"width": 1600, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_content("<!doctype html><html><body><div id='canvas' style='width:1600px;height:900px'></div>"
+                         "</body></html>")
+        page.add_script_tag(path=str(viewer))
+        xml = (PROJECT_ROOT / "processes" / "secondment.bpmn").read_text(encoding="utf-8")
+        result = page.evaluate("""async (xml) => {
+            const viewer = new BpmnJS({container: '#canvas'});
+            try {
+                const {warnings} = await viewer.importXML(xml);
+                const shapes = viewer.get('elementRegistry').filter((e) => !e.waypoints).length;
+                return {warnings: warnings.map((w) => w.message), shapes};
+            } catch (err) { return {error: String(err), warnings: (err.warnings || []).map((w) => w.message)}; }
+        }""", xml)
+        assert "error" not in result, result
+        assert result["warnings"] == []
+        assert result["shapes"] > 120  # every flow node, lane and data object has a shape
+    finally:
+        context.close()
