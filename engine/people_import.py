@@ -37,6 +37,7 @@ from engine.users import (
     create_user,
     hash_password,
     parse_person,
+    person_fields,
     save_person,
 )
 
@@ -233,17 +234,7 @@ def _person_input(values: dict[str, str], existing: Person | None, ctx: _Context
 
 
 def _current(person: Person | None) -> dict[str, Any]:
-    if person is None:
-        return {}
-    return {
-        "username": person.username, "name": person.name, "email": person.email,
-        "classification": person.classification, "pay_point": person.pay_point,
-        "organisation": person.organisation.code if person.organisation else None,
-        "supervisor": person.supervisor.username if person.supervisor else None,
-        "manager": person.manager.username if person.manager else None,
-        "commenced_on": person.commenced_on.isoformat() if person.commenced_on else None,
-        "ceo_delegate": person.ceo_delegate,
-    }
+    return {} if person is None else person_fields(person)
 
 
 def _changes(current: dict[str, Any], new: PersonInput) -> dict[str, tuple[Any, Any]]:

@@ -202,12 +202,8 @@ def get_person(session: Session, username: str) -> Person:
     return person
 
 
-def person_dict(session: Session, person: Person) -> dict[str, Any]:
-    """A person as the API shows it, with the people they supervise and manage."""
-    supervises = session.scalars(select(Person.username).where(Person.supervisor_id == person.id)
-                                 .order_by(Person.username)).all()
-    manages = session.scalars(select(Person.username).where(Person.manager_id == person.id)
-                              .order_by(Person.username)).all()
+def person_fields(person: Person) -> dict[str, Any]:
+    """A person record's own fields, as the API and the CSV import name them (usernames for links)."""
     return {
         "username": person.username, "name": person.name, "email": person.email,
         "classification": person.classification, "pay_point": person.pay_point,
@@ -216,5 +212,13 @@ def person_dict(session: Session, person: Person) -> dict[str, Any]:
         "manager": person.manager.username if person.manager else None,
         "commenced_on": person.commenced_on.isoformat() if person.commenced_on else None,
         "ceo_delegate": person.ceo_delegate,
-        "supervisor_of": list(supervises), "manager_of": list(manages),
     }
+
+
+def person_dict(session: Session, person: Person) -> dict[str, Any]:
+    """A person as the API shows it, with the people they supervise and manage."""
+    supervises = session.scalars(select(Person.username).where(Person.supervisor_id == person.id)
+                                 .order_by(Person.username)).all()
+    manages = session.scalars(select(Person.username).where(Person.manager_id == person.id)
+                              .order_by(Person.username)).all()
+    return {**person_fields(person), "supervisor_of": list(supervises), "manager_of": list(manages)}
