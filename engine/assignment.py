@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.models import HumanTask, Organisation, Person, User
@@ -33,7 +33,10 @@ def person_by_username(session: Session, username: Any) -> Person | None:
     """The person with this username, or None."""
     if not isinstance(username, str) or not username:
         return None
-    return session.scalars(select(Person).where(Person.username == username)).first()
+    return session.scalars(_BY_USERNAME, {"username": username}).first()
+
+
+_BY_USERNAME = select(Person).where(Person.username == bindparam("username"))  # built once: a hot path
 
 
 def _manager_of(person: Person) -> Person | None:

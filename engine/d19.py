@@ -214,11 +214,9 @@ def deliver_notices(session: Session, instance: ProcessInstance) -> int:
     notices = (instance.data or {}).get("notices")
     if not isinstance(notices, list) or not notices:
         return 0
-    # Counted in the database and among this transaction's unflushed events (the runtime saves unflushed).
-    delivered = (session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.instance_id == instance.id, AuditEvent.kind == "notice_sent")) or 0) + sum(
-        1 for obj in session.new if isinstance(obj, AuditEvent) and obj.kind == "notice_sent"
-        and obj.instance_id == instance.id)
+    # Counted in the database; a query of the history first writes this transaction's events (engine.audit).
+    delivered = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.instance_id == instance.id, AuditEvent.kind == "notice_sent")) or 0
     sent = 0
     for index, item in enumerate(notices[delivered:], start=delivered):
         if not isinstance(item, dict):  # not a notice; counted, so it is never looked at again

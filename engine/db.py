@@ -41,7 +41,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             readonly = conn.get_execution_options().get("ntpswf_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")  # errors wrapped like any other
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

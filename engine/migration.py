@@ -187,7 +187,7 @@ def _move(wf: BpmnWorkflow, parsed: ParsedProcess) -> None:
     registry = serialization.registry()
     top, subs = diff_workflow(registry, wf, parsed.spec, parsed.subprocess_specs)
     sub_workflows = dict(wf.subprocesses)
-    migrate_workflow(top, wf, parsed.spec)
+    migrate_workflow(top, wf, serialization.own_spec(parsed.spec))  # a spec rewired at run time is copied per case
     for sub_id, sub_diff in subs.items():
         sub = sub_workflows.get(sub_id)
         if sub is None or sub_diff is None or sub_id not in wf.subprocesses:
@@ -264,6 +264,7 @@ def migrate_instance(runtime: Runtime, user: User, instance_id: int, to_version:
         row.definition_id = target.id
         row.definition = target
         _relink_rows(session, row, wf)
+        loaded.open_tasks = None  # the task rows were relinked: the save reads them again
         audit(session, row.id, user.username, "migrated", process=row.process_key, from_version=source.version,
               to_version=target.version, from_definition_id=source.id, to_definition_id=target.id)
         with session.no_autoflush:

@@ -140,7 +140,8 @@ class ProcessDefinition(Base):
     key: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(300))
-    sources: Mapped[dict[str, Any]] = mapped_column(JSON)  # filename -> BPMN/DMN XML text
+    # filename -> BPMN/DMN XML text: large, and only needed to parse a version once or to show its files
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     forms: Mapped[dict[str, Any]] = mapped_column(JSON)  # filename -> parsed JSON
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     executable: Mapped[bool] = mapped_column(Boolean, default=True)

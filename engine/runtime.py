@@ -8,12 +8,14 @@ makes a second concurrent writer fail with Conflict instead of overwriting the f
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped, unused-ignore]
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -22,24 +24,28 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import serialization, starters
 from engine.access import may_start, may_view_instance
 from engine.assignment import may_work, person_by_username, resolve_lane
+from engine.audit import audit
 from engine.clock import CLOCK
 from engine.config import Settings
 from engine.db import Database
-from engine.definitions import SPECS, latest_definition
+from engine.definitions import SPECS
 from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.forms import validate
 from engine.hooks import hooks_for, load_process_modules
-from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer, User
+from engine.models import HumanTask, ProcessDefinition, ProcessInstance, Timer, User
 from engine.scripthelpers import script_helpers
 from engine.scripts import ScriptError, make_script_engine
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Loaded", "Runtime", "audit"]
 
 SYSTEM = "system"
 TIMER_ACTOR = "timer"
@@ -47,15 +53,18 @@ TIMER_ACTOR = "timer"
 
 @dataclass
 class Loaded:
-    """An instance row with its restored workflow."""
+    """An instance row with its restored workflow.
+
+    `open_tasks` are the ids of the workflow's ready human tasks when it was loaded; the case's open task
+    rows are exactly these (every save keeps them in step), so a save only has to look at the rows when
+    one of them has gone. None means unknown: the save then reads the rows.
+    """
 
     row: ProcessInstance
     workflow: BpmnWorkflow
-
-
-def audit(session: Session, instance_id: int | None, actor: str, kind: str, **detail: Any) -> None:
-    """Append an event to a case's history."""
-    session.add(AuditEvent(instance_id=instance_id, at=CLOCK.now(), actor=actor, kind=kind, detail=detail))
+    open_tasks: frozenset[str] | None = None
+    completed: frozenset[str] = frozenset()
+    started: dict[str, Any] | None = None  # a new case: the detail of its "started" event
 
 
 class Runtime:
@@ -64,6 +73,8 @@ class Runtime:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        # Deployed versions by id (detached copies); per Runtime, so per database.
+        self._definitions: dict[int, ProcessDefinition] = {}
         load_process_modules()
 
     # ------------------------------------------------------------------ services
@@ -73,7 +84,7 @@ class Runtime:
         actor = actor or (user.username if user else SYSTEM)
         with self.db.unit_of_work() as uow:
             session = uow.session
-            definition = latest_definition(session, process_key)
+            definition = self.latest_definition(session, process_key)
             if definition is None:
                 raise NotFound(f"no process is deployed with the key '{process_key}'",
                                [Problem(f"no process '{process_key}' is deployed", field="process")])
@@ -83,7 +94,9 @@ class Runtime:
                 raise Forbidden("you may not start this case")
             data = starters.prepare(session, process_key, dict(data), self.settings)
             parsed = SPECS.get(definition)
-            wf = BpmnWorkflow(parsed.spec, parsed.subprocess_specs, script_engine=self._script_engine(session))
+            # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
+            wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,
+                              script_engine=self._script_engine(session))
             start_task = wf.get_tasks(spec_name="Start")[0]
             start_task.data.update(data)
             now = CLOCK.now()
@@ -93,11 +106,10 @@ class Runtime:
                 title=_title(definition, subject.name if subject else None), subject_id=subject.id if subject else None,
                 data={}, serialized="", started_at=now, started_by=actor, updated_at=now,
             )
-            session.add(row)
-            session.flush()
-            audit(session, row.id, actor, "started", process=definition.key, version=definition.version,
-                  data=data)
-            self._run(session, Loaded(row, wf), actor)
+            row.definition = definition
+            started = {"process": definition.key, "version": definition.version, "data": data}
+            # The row is inserted with its first state by the save (one INSERT); it has no task rows yet.
+            self._run(session, Loaded(row, wf, frozenset(), started=started), actor)
             uow.commit()
             return row.id
 
@@ -105,19 +117,19 @@ class Runtime:
         """Complete an open user task with the form data; returns the instance id."""
         with self.db.unit_of_work() as uow:
             session = uow.session
-            task = session.get(HumanTask, task_id)
-            if task is None:
+            found = session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
+            if found is None:
                 raise NotFound("no such task")
-            _lock_instance(session, task.instance_id)
+            task, row = found[0], found[1]
             if self.db.is_postgres:  # SQLite's write transaction already read it under the lock
-                session.refresh(task)  # the state as it is now that we hold the case
+                session.refresh(task)  # the state as it is now that we hold the case (the lock waited)
             if not may_work(session, user, task):
-                if may_view_instance(session, user, task.instance):
+                if may_view_instance(session, user, row):
                     raise Forbidden("this task is assigned to someone else")
                 raise NotFound("no such task")
             if task.state != "open":
                 raise Conflict(f"the task '{task.title}' is no longer open (it is {task.state})")
-            loaded = self.load(session, task.instance)
+            loaded = self.load(session, row)
             spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"the task '{task.title}' is no longer open")
@@ -130,7 +142,8 @@ class Runtime:
             except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
                 raise _script_failure(exc, task.name) from exc
             now = CLOCK.now()
-            task.state, task.completed_at, task.completed_by = "completed", now, user.username
+            write_row(session, task, state="completed", completed_at=now, completed_by=user.username)
+            loaded.completed = frozenset({task.spiff_task_id})
             audit(session, loaded.row.id, user.username, "task_completed", task=task.name, title=task.title,
                   lane=task.lane, clause=task.clause, data=clean)
             self._run(session, loaded, user.username)
@@ -176,7 +189,7 @@ class Runtime:
                     HumanTask.instance_id == row.id, HumanTask.state == "open")):
                 spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
                 ext = getattr(spiff_task.task_spec, "extensions", None) or {}
-                task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"))
+                task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
             uow.commit()
 
     def fire_timers(self, instance_id: int) -> int:
@@ -207,10 +220,39 @@ class Runtime:
 
     def load(self, session: Session, row: ProcessInstance) -> Loaded:
         """Restore a case's workflow with its cached spec and a fresh restricted script engine."""
-        parsed = SPECS.get(row.definition)
+        parsed = SPECS.get(self.definition_of(session, row))
         wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
         wf.script_engine = self._script_engine(session)
-        return Loaded(row, wf)
+        ready = frozenset(str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True))
+        return Loaded(row, wf, ready if row.status == "running" else None)
+
+    def definition_of(self, session: Session, row: ProcessInstance) -> ProcessDefinition:
+        """The case's definition row, from this process's copy when it has one (a deployed version never
+        changes, so it is read once per process, not once per call)."""
+        if "definition" not in inspect(row).unloaded:
+            return row.definition
+        definition = self._definition(session, row.definition_id, row.process_key)
+        if definition is None:  # cannot happen: the foreign key holds it
+            raise NotFound(f"case {row.id} has no definition")
+        set_committed_value(row, "definition", definition)
+        return definition
+
+    def latest_definition(self, session: Session, key: str) -> ProcessDefinition | None:
+        """The newest version of a process (its id is read; its row comes from this process's copy)."""
+        ident = session.scalar(_LATEST_ID, {"key": key})
+        return None if ident is None else self._definition(session, ident, key)
+
+    def _definition(self, session: Session, ident: int, key: str) -> ProcessDefinition | None:
+        cached = self._definitions.get(ident)
+        if cached is not None and cached.key == key:
+            return session.merge(cached, load=False)
+        definition = session.get(ProcessDefinition, ident)
+        if definition is None or definition.key != key:
+            return None
+        copy = ProcessDefinition(**{c.key: getattr(definition, c.key) for c in _DEFINITION_COLUMNS})
+        make_transient_to_detached(copy)
+        self._definitions[ident] = copy
+        return definition
 
     def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any) -> dict[str, Any]:
         """Validate submitted data against the task's form; keep only the fields the form defines."""
@@ -238,34 +280,46 @@ class Runtime:
         """Write the workflow, its data snapshot, task rows, timer rows and hooks' changes (no commit)."""
         wf, row = loaded.workflow, loaded.row
         now = CLOCK.now()
-        row.data = case_data(wf)
-        row.serialized = serialization.dumps(wf)
-        row.updated_at = now
-        if wf.is_completed() and row.status == "running":
-            row.status, row.ended_at = "completed", now
+        ready = wf.get_tasks(state=TaskState.READY, manual=True)
+        values: dict[str, Any] = {"data": case_data(wf, ready), "serialized": serialization.dumps(wf),
+                                  "updated_at": now, "status": row.status, "ended_at": row.ended_at}
+        finished = wf.is_completed() and row.status == "running"
+        if finished:
+            values["status"], values["ended_at"] = "completed", now
+        if inspect(row).key is None:  # a new case: one INSERT with its first state
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.add(row)
+            session.flush()
+        else:
+            _write_instance(session, row, values)
+        if loaded.started is not None:
+            audit(session, row.id, row.started_by, "started", **loaded.started)
+            loaded.started = None
+        if finished:
             audit(session, row.id, actor, "completed", outcome=row.data.get("outcome"))
-        self._sync_tasks(session, loaded, actor)
+        self._sync_tasks(session, loaded, actor, ready)
         self._sync_timers(session, loaded, timer_rows)
         for hook in hooks_for(row.process_key).after_save:
             hook(session, row, actor)
 
-    def _sync_tasks(self, session: Session, loaded: Loaded, actor: str) -> None:
-        wf, row = loaded.workflow, loaded.row
-        ready = {} if row.status != "running" else {
-            str(t.id): t for t in wf.get_tasks(state=TaskState.READY, manual=True)
-        }
-        # Re-check the state in Python: rows changed earlier in this unit of work are not flushed yet.
-        open_rows = {t.spiff_task_id: t for t in session.scalars(
-            select(HumanTask).where(HumanTask.instance_id == row.id, HumanTask.state == "open")) if t.state == "open"}
-        for tid, task_row in open_rows.items():
-            if tid not in ready:
-                task_row.state = "cancelled"
-                task_row.completed_at = CLOCK.now()
+    def _sync_tasks(self, session: Session, loaded: Loaded, actor: str, ready_tasks: list[Any]) -> None:
+        row = loaded.row
+        ready = {} if row.status != "running" else {str(t.id): t for t in ready_tasks}
+        if loaded.open_tasks is not None and loaded.open_tasks - loaded.completed <= ready.keys():
+            open_ids: set[str] | dict[str, HumanTask] = set(loaded.open_tasks - loaded.completed)  # none gone
+        else:
+            # Re-check the state in Python: rows changed earlier in this unit of work are not flushed yet.
+            open_ids = open_rows = {t.spiff_task_id: t for t in session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == row.id, HumanTask.state == "open")) if t.state == "open"}
+            for tid, task_row in open_rows.items():
+                if tid not in ready:
+                    task_row.state = "cancelled"
+                    task_row.completed_at = CLOCK.now()
         for tid, spiff_task in ready.items():
-            if tid in open_rows:
+            if tid in open_ids:
                 continue
             task = self._open_task(session, row, spiff_task, actor)
-            session.add(task)
             for hook in hooks_for(row.process_key).on_task_opened:
                 hook(session, row, task)
 
@@ -274,35 +328,43 @@ class Runtime:
         ext = getattr(spec, "extensions", None) or {}
         props = ext.get("properties", {})
         assignment = resolve_lane(session, spec.lane, spiff_task.data, row.started_by)
-        task = HumanTask(
+        task = insert_row(
+            session, HumanTask,
             instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
             title=spec.bpmn_name or spec.bpmn_id, lane=spec.lane,
             assignee_id=assignment.person.id if assignment.person else None, assigned_group=assignment.group,
             state="open", form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
             clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
             created_at=CLOCK.now(), due_at=self._due_at(spiff_task, props.get("dueAt")),
+            completed_at=None, completed_by=None, escalated_at=None,
         )
         audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=task.title, lane=spec.lane,
               assignee=assignment.person.username if assignment.person else None, group=assignment.group,
               note=assignment.note, due_at=task.due_at.isoformat() if task.due_at else None)
         return task
 
-    def _due_at(self, spiff_task: Any, expression: str | None) -> datetime | None:
-        """A task's due time from its `dueAt` property: an expression giving a date or ISO datetime.
+    def _due_at(self, spiff_task: Any, expression: str | None, opened: datetime | None = None) -> datetime | None:
+        """A task's due time from its `dueAt` property: an expression giving a date, an ISO datetime or an
+        ISO 8601 duration counted from when the task opened (`P14D`, `"PT4H"`, `"P1M"`).
 
         A date means "by the end of that day" in the organisation's time zone.
         """
         if not expression:
             return None
-        try:
-            value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
-        except Exception as exc:  # a bad expression must not block the case; it is logged and audited
-            log.warning("dueAt of %s failed: %s", spiff_task.task_spec.bpmn_id, exc)
-            return None
-        return due_from_value(value, self.settings.timezone)
+        if ISO_DURATION.fullmatch(expression.strip().strip("'\"")):  # a literal duration, quoted or not
+            value: Any = expression.strip().strip("'\"")
+        else:
+            try:
+                value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
+            except Exception as exc:  # a bad expression must not block the case; it is logged and audited
+                log.warning("dueAt of %s failed: %s", spiff_task.task_spec.bpmn_id, exc)
+                return None
+        return due_from_value(value, self.settings.timezone, opened or CLOCK.now())
 
     def _sync_timers(self, session: Session, loaded: Loaded, rows: list[Timer] | None = None) -> None:
         wf, row = loaded.workflow, loaded.row
+        if rows is None and not _uses_timers(row):
+            return  # a process without timer events never has timer rows: nothing to look at
         waiting: dict[str, tuple[Any, datetime, str]] = {}
         if row.status == "running":
             for t in wf.get_tasks(state=TaskState.WAITING):
@@ -312,8 +374,6 @@ class Runtime:
                 due = timer_due(event, t)
                 if due is not None:
                     waiting[str(t.id)] = (t, due, _timer_kind(event))
-        if rows is None and not waiting and not _uses_timers(row):
-            return  # a process without timer events never has timer rows: skip the query
         rows = _timer_rows(session, row.id) if rows is None else rows
         existing = {t.spiff_task_id: t for t in rows if t.state in ("waiting", "claimed")}
         for tid, timer_row in existing.items():
@@ -337,6 +397,56 @@ class Runtime:
 
 
 # ---------------------------------------------------------------------- helpers
+#
+# The hot path writes with single Core statements and records what it wrote as the objects' committed
+# state, so the ORM has nothing left to flush: its unit of work costs more than the statements themselves.
+
+
+def _write_instance(session: Session, row: ProcessInstance, values: dict[str, Any]) -> None:
+    """UPDATE a case row guarded by its `lock_version` (a concurrent writer -> Conflict, nothing written)."""
+    version = row.lock_version
+    result = session.connection().execute(
+        _VERSIONED_UPDATE, {"row_id": row.id, "row_version": version, "lock_version": version + 1, **values})
+    if result.rowcount != 1:
+        raise Conflict("the case was changed by someone else at the same time; reload and try again")
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    set_committed_value(row, "lock_version", version + 1)
+
+
+def write_row(session: Session, obj: Any, **values: Any) -> None:
+    """UPDATE one row by primary key with a Core statement and record the values as its committed state."""
+    table = type(obj).__table__
+    stmt = _UPDATES.get(table)
+    if stmt is None:
+        stmt = _UPDATES[table] = update(table).where(table.c.id == bindparam("row_id"))
+    session.connection().execute(stmt, {"row_id": obj.id, **values})
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
+def insert_row(session: Session, model: type[_T], **values: Any) -> _T:
+    """INSERT one row with a Core statement and return it as a persistent object of the session.
+
+    `values` must name every column but the key: a column left out would be loaded again on first read.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    stmt = _INSERTS.get(table)
+    if stmt is None:
+        stmt = _INSERTS[table] = insert(table).returning(table.c.id)
+    ident = session.connection().execute(stmt, values).scalar_one()
+    obj = model(id=ident, **values)  # type: ignore[call-arg]
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+# Statements built once: their values come as parameters, so SQLAlchemy's compiled cache always hits.
+_INSTANCE: Table = ProcessInstance.__table__  # type: ignore[assignment]
+_VERSIONED_UPDATE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id"),
+                                            _INSTANCE.c.lock_version == bindparam("row_version"))
+_UPDATES: dict[Any, Any] = {}
+_INSERTS: dict[Any, Any] = {}
 
 
 def _lock_instance(session: Session, instance_id: int) -> ProcessInstance | None:
@@ -367,7 +477,15 @@ def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
         wf.last_task.data.update(changes)
 
 
+_T = TypeVar("_T")
 _TIMER_SPECS: dict[int, bool] = {}
+_DEFINITION_COLUMNS = tuple(ProcessDefinition.__table__.columns)
+# A task with its case, holding the case's row lock (PostgreSQL; SQLite's write transaction is exclusive).
+_TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
+                  .where(HumanTask.id == bindparam("task_id"))
+                  .with_for_update(of=ProcessInstance.__table__).execution_options(populate_existing=True))
+_LATEST_ID = (select(ProcessDefinition.id).where(ProcessDefinition.key == bindparam("key"))
+              .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
 def _uses_timers(row: ProcessInstance) -> bool:
@@ -404,11 +522,29 @@ def timer_due(event: TimerEventDefinition, task: Any) -> datetime | None:
     return due if isinstance(due, datetime) else None
 
 
-def due_from_value(value: Any, timezone: str) -> datetime | None:
-    """Turn a date/ISO value into an aware due datetime (a bare date = the end of that local day)."""
+#: An ISO 8601 duration (years, months, weeks, days; hours, minutes, seconds after T).
+ISO_DURATION = re.compile(r"P(?=\d|T\d)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?"
+                          r"(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
+                          r"(?:(?P<seconds>\d+)S)?)?", re.IGNORECASE)
+
+
+def due_from_value(value: Any, timezone: str, opened: datetime | None = None) -> datetime | None:
+    """Turn a date/ISO value into an aware due datetime (a bare date = the end of that local day).
+
+    An ISO 8601 duration (or a timedelta) counts from `opened`, calendar-aware for months and years."""
     tz = ZoneInfo(timezone)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, timedelta):
+        return None if opened is None else opened + value
+    duration = ISO_DURATION.fullmatch(value.strip()) if isinstance(value, str) and opened is not None else None
+    if duration is not None and opened is not None:
+        # On the local calendar: 31 January + P1M is 28 February, as people count a month.
+        n = {k: int(v or 0) for k, v in duration.groupdict().items()}
+        due: datetime = opened.astimezone(tz) + relativedelta(
+            years=n["years"], months=n["months"], weeks=n["weeks"], days=n["days"], hours=n["hours"],
+            minutes=n["minutes"], seconds=n["seconds"])
+        return due
     if isinstance(value, str):
         try:
             if len(value) == 10:
@@ -423,12 +559,15 @@ def due_from_value(value: Any, timezone: str) -> datetime | None:
     return None
 
 
-def case_data(wf: BpmnWorkflow) -> dict[str, Any]:
-    """The case's current data: what the last completed task saw, over the workflow's own data."""
+def case_data(wf: BpmnWorkflow, ready: list[Any] | None = None) -> dict[str, Any]:
+    """The case's current data: what the last completed task saw, over the workflow's own data.
+
+    `ready` are the workflow's ready human tasks, when the caller has them already."""
     data: dict[str, Any] = {k: v for k, v in wf.data.items() if k != "data_objects" or v}
     if wf.last_task is not None:
         data.update(wf.last_task.data)
-    ready = wf.get_tasks(state=TaskState.READY, manual=True)
+    if ready is None:
+        ready = wf.get_tasks(state=TaskState.READY, manual=True)
     if ready:
         data.update(ready[0].data)
     clean: dict[str, Any] = _jsonable(data)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from engine import hooks, starters
 from engine.access import may_view_instance
 from engine.assignment import person_by_username
+from engine.audit import write_pending
 from engine.clock import CLOCK
 from engine.config import Settings
 from engine.db import Database
@@ -802,6 +803,8 @@ def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) ->
     A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
     its next read (refresh_register)."""
     # The runtime saves without autoflush; the rebuild reads this change's audit events and task rows.
+    # Both are written before the savepoint, so that a failed rebuild can never take them with it.
+    write_pending(session)
     session.flush()
     try:
         with session.begin_nested():

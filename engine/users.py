@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.clock import CLOCK
@@ -71,10 +71,15 @@ def issue_token(session: Session, user: User) -> tuple[str, datetime]:
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The user a live (unexpired, unrevoked) token belongs to."""
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
+    row = session.scalars(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
     if row is None or row.revoked_at is not None or row.expires_at <= CLOCK.now() or not row.user.active:
         return None
     return row.user
+
+
+# Every API call asks this: one statement for the token, its login and the login's person, built once.
+_TOKEN_WITH_USER = (select(ApiToken).options(joinedload(ApiToken.user).joinedload(User.person))
+                    .where(ApiToken.token_hash == bindparam("digest")))
 
 
 def revoke_token(session: Session, token: str) -> bool:
