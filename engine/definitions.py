@@ -8,6 +8,7 @@ counts up per key. Identical content deployed again is a no-op.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,6 @@ from engine.assignment import KNOWN_LANES
 from engine.clock import CLOCK
 from engine.errors import Invalid, Problem
 from engine.models import AuditEvent, ProcessDefinition
-from engine.scripts import check_code
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_FORM_BYTES = 512 * 1024
@@ -152,6 +152,51 @@ def _is_dmn(root: etree._Element) -> bool:
     return isinstance(root.tag, str) and root.tag.startswith("{") and root.tag[1:].startswith(DMN_NAMESPACES)
 
 
+class _ScopedDataObjects:
+    """Resolve a data object reference through every enclosing (sub)process, as the runtime does.
+
+    SpiffWorkflow 3.2's `NodeParser._resolve_data_object_ref` walks up with `current = self.process_parser.parent`
+    instead of `current = current.parent`: when the data object is neither in the task's own (sub)process nor
+    in its parent, `current` stays on the parent and the loop never ends. A reference two subprocesses deep,
+    or one to a data object that exists nowhere, hung the deploy request. Data objects are visible in nested
+    subprocesses (SpiffWorkflow's `DataObject.get/set` walk every parent workflow at run time), so the walk
+    goes all the way up here, and a reference that resolves nowhere gives None (SpiffWorkflow then reports
+    "Cannot resolve ..."); validation.data_reference_problems names it first.
+    """
+
+    process_parser: Any
+
+    def _resolve_data_object_ref(self, ref: Any) -> Any:
+        if ref is None:
+            return None
+        name = ref.get("dataObjectRef")
+        current, seen = self.process_parser, set()
+        while current is not None and id(current) not in seen:  # `seen`: no parent chain may loop either
+            seen.add(id(current))
+            spec = getattr(current, "spec", None)
+            found = spec.data_objects.get(name) if spec is not None else None
+            if found is not None:
+                return found
+            current = getattr(current, "parent", None)
+        return None
+
+
+@functools.cache
+def _scoped(node_parser: type) -> type:
+    """`node_parser` with the data object lookup above (one subclass per SpiffWorkflow parser class)."""
+    return type(node_parser.__name__, (_ScopedDataObjects, node_parser), {"__module__": __name__})
+
+
+class DeployParser(SpiffBpmnParser):  # type: ignore[misc]
+    """SpiffWorkflow's parser, with data object references resolved without its endless loop."""
+
+    def _get_parser_class(self, tag: str) -> tuple[Any, Any]:
+        node_parser, spec_class = super()._get_parser_class(tag)
+        if isinstance(node_parser, type) and hasattr(node_parser, "_resolve_data_object_ref"):
+            node_parser = _scoped(node_parser)
+        return node_parser, spec_class
+
+
 def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     """Validate and parse a bundle; raise Invalid listing every problem with its element.
 
@@ -160,12 +205,16 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     """
     problems: list[Problem] = []  # found by our checks: reported together with the parser's
     refused: list[Problem] = []  # the parser's own: nothing can be built after these
-    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser = DeployParser(validator=VALIDATOR)
     roots: dict[str, etree._Element] = {}
+    unresolved: set[str] = set()  # elements whose data association data_reference_problems reported
     for name, text in bundle.sources.items():
         root = roots[name] = safe_xml(name, text)
         if strict:
             problems.extend(checks.check_document(root))
+            for user, problem in checks.data_reference_problems(root):
+                unresolved.add(user)
+                problems.append(problem)
         try:
             if _is_dmn(root):
                 parser.add_dmn_xml(root, filename=name)
@@ -176,6 +225,8 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
         except Exception as exc:  # SpiffWorkflow raises many kinds on odd input; none may become a 500
             log.info("parse of %s failed", name, exc_info=True)
             refused.append(Problem(f"{name}: cannot be parsed: {type(exc).__name__}: {exc}", element=name))
+    if strict:
+        problems.extend(_check_decisions(parser, roots))
     if refused:
         raise Invalid("the definition was refused", _dedupe([*problems, *refused]))
     flows = _sequence_flows(roots.values())
@@ -189,8 +240,9 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
             spec = parser.get_spec(key)
             subs = parser.get_subprocess_specs(key)
         except ValidationException as exc:
-            file_name = getattr(exc, "file_name", "") or ""
-            problems.append(checks.parser_problem(exc, file_name or key, roots.get(file_name)))
+            if getattr(exc, "id", None) in unresolved and str(exc).startswith("Cannot resolve data"):
+                continue  # already named, with its reference, by data_reference_problems
+            problems.append(_parser_problem(exc, key, roots))
             continue
         except Exception as exc:  # see above
             log.info("building %s failed", key, exc_info=True)
@@ -206,6 +258,38 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
     return parsed
+
+
+def _parser_problem(exc: ValidationException, fallback: str, roots: Mapping[str, etree._Element]) -> Problem:
+    """A ValidationException raised while building specs, against the file it names."""
+    file_name = getattr(exc, "file_name", "") or ""
+    root = roots.get(file_name)
+    if root is not None and _is_dmn(root):
+        return checks.dmn_parse_problem(exc, file_name, root)
+    return checks.parser_problem(exc, file_name or fallback, root)
+
+
+def _check_decisions(parser: Any, roots: Mapping[str, etree._Element]) -> list[Problem]:
+    """Parse every decision table of the bundle and compile its expressions and cells.
+
+    SpiffWorkflow parses a table only when a business rule task is built, and its engine compiles cells
+    only when a rule is evaluated; the starters run tables before any case exists (engine.d19_rules).
+    """
+    problems: list[Problem] = []
+    for dmn_parser in list(parser.dmn_parsers.values()):
+        filename = getattr(dmn_parser, "filename", None) or ""
+        try:
+            dmn_parser.parse()
+        except ValidationException as exc:
+            problems.append(_parser_problem(exc, filename, roots))
+            continue
+        except Exception as exc:  # a missing id, more cells than columns...: never a 500
+            log.info("parse of decision %s failed", filename, exc_info=True)
+            problems.append(Problem(f"{filename}: the decision table cannot be read: {type(exc).__name__}: {exc}",
+                                    element=filename))
+            continue
+        problems.extend(checks.decision_problems(dmn_parser.decision))
+    return problems
 
 
 def validate_bundle(bundle: Bundle) -> list[Problem]:
@@ -284,7 +368,8 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
         # Timers last: their sample data comes from every form the process uses.
         sample = checks.sample_data(forms)
         for element, event_definition in timers:
-            if _timer_literal_problems(event_definition.expression) or check_code(event_definition.expression, "eval"):
+            if (_timer_literal_problems(event_definition.expression)
+                    or checks.code_problems("timer expression", event_definition.expression, "eval")):
                 continue  # already reported
             problem = checks.evaluate_timer(event_definition, sample)
             if problem:

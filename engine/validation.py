@@ -102,7 +102,8 @@ _HINTS = (
     ("A Service Task must have an operator",
      "service tasks call connectors, and this engine has none: model the step as a script task or a user task"),
     ("has no implementation", "data stores are not supported: keep the data in the case data instead"),
-    ("Cannot resolve data", "data associations must point at a data object declared in the same process"),
+    ("Cannot resolve data",
+     "data associations must point at a data object declared in the same process or in one that encloses it"),
     ("must specify a cardinality or a loop input",
      "give the multi-instance activity a loop cardinality or an input collection"),
     ("Exactly one start event is required", "each (sub)process needs exactly one plain start event"),
@@ -183,6 +184,218 @@ def _property_problems(node: etree._Element, element: str | None) -> list[Proble
     if node.get("value") is None:
         return [Problem(f"property '{name}' has no value attribute", element=element)]
     return []
+
+
+# --------------------------------------------------------------------------- data object references
+
+#: Elements SpiffWorkflow gives a process parser of their own: their data objects are visible inside them.
+_SCOPES = frozenset(f"{{{BPMN_NS}}}{tag}" for tag in ("process", "subProcess", "transaction", "adHocSubProcess"))
+#: (association, the child the parser reads as the reference id)
+_DATA_REFS = frozenset({(f"{{{BPMN_NS}}}dataInputAssociation", f"{{{BPMN_NS}}}sourceRef"),
+                        (f"{{{BPMN_NS}}}dataOutputAssociation", f"{{{BPMN_NS}}}targetRef")})
+
+
+def _scopes(node: etree._Element) -> list[etree._Element]:
+    """The (sub)processes enclosing `node`, innermost first (not `node` itself)."""
+    found: list[etree._Element] = []
+    parent = node.getparent()
+    while parent is not None:
+        if parent.tag in _SCOPES:
+            found.append(parent)
+        parent = parent.getparent()
+    return found
+
+
+def data_reference_problems(root: etree._Element) -> list[tuple[str, Problem]]:
+    """Data associations whose dataObjectReference names no data object the task can see, before the parser runs.
+
+    Mirrors SpiffWorkflow's lookup: the reference by id (the last one inside the task's own (sub)process,
+    else the first in the file), then its data object among those declared directly in that (sub)process
+    and the ones enclosing it. SpiffWorkflow 3.2 looped forever on such a reference inside a subprocess
+    (see definitions.DeployParser). Indexed up front: the file is untrusted and may hold thousands of them.
+    Returns (id of the element that carries the association, problem naming the reference).
+    """
+    first_ref: dict[str, etree._Element] = {}  # reference id -> first dataObjectReference in the file
+    scoped_ref: dict[tuple[int, str], etree._Element] = {}  # (scope, reference id) -> last one inside it
+    for node in root.iter(f"{{{BPMN_NS}}}dataObjectReference"):
+        ident = node.get("id")
+        if ident is not None:
+            first_ref.setdefault(ident, node)
+            for scope in _scopes(node):
+                scoped_ref[(id(scope), ident)] = node
+    declared: dict[int, set[str]] = {}  # scope -> ids of the data objects declared directly in it
+    declared_in: dict[str, etree._Element] = {}  # data object id -> the first element that declares it
+    for node in root.iter(f"{{{BPMN_NS}}}dataObject"):
+        ident, parent = node.get("id"), node.getparent()
+        if ident is not None and parent is not None:
+            declared.setdefault(id(parent), set()).add(ident)
+            declared_in.setdefault(ident, parent)
+    found: list[tuple[str, Problem]] = []
+    for ref_node in root.iter(f"{{{BPMN_NS}}}sourceRef", f"{{{BPMN_NS}}}targetRef"):
+        association = ref_node.getparent()
+        user = association.getparent() if association is not None else None
+        if association is None or user is None or (association.tag, ref_node.tag) not in _DATA_REFS:
+            continue
+        chain = _scopes(user)
+        name = ref_node.text
+        if not chain or name is None:
+            continue
+        reference = scoped_ref.get((id(chain[0]), name), first_ref.get(name))
+        if reference is None:
+            continue  # a data store reference, or nothing: SpiffWorkflow says so itself, without looping
+        target = reference.get("dataObjectRef")
+        if target is not None and any(target in declared.get(id(scope), ()) for scope in chain):
+            continue
+        user_id = owner_id(user) or name
+        scope_id = chain[0].get("id") or "the process"
+        if not target:
+            message = f"dataObjectReference '{name}' (used by '{user_id}') names no data object (no dataObjectRef)"
+        else:
+            message = (f"dataObjectReference '{name}' (used by '{user_id}') refers to '{target}', which is not a "
+                       f"data object of '{scope_id}' or of a (sub)process enclosing it")
+            holder = owner_id(declared_in.get(target))
+            if holder:
+                message += (f"; it is declared in '{holder}', which '{scope_id}' cannot see (a data object is "
+                            "visible in the (sub)process that declares it and in the subprocesses inside that)")
+        found.append((user_id, Problem(message, element=name)))
+    return found
+
+
+# --------------------------------------------------------------------------- decision tables
+
+#: Longest input entry accepted. SpiffWorkflow's DMNEngine finds the '?' of a cell with a regular expression
+#: that takes time growing with the square of the cell's length, at every evaluation of the rule.
+MAX_DMN_CELL = 1000
+_DMN_CELL_FORMS = ("a cell is a value (5, \"text\", True), a comparison that follows the input (> 5, "
+                   "in (1, 2)), a test with ? for the input (0 < ? < 5), or - for any value")
+
+
+def dmn_question_marks(cell: str) -> str:
+    """The cell with each '?' outside quotes replaced by `dmninputexpr`, as DMNEngine.evaluate does.
+
+    The engine's `re.sub(r'(\\?)(?=(?:[^\\'"]|[\\'"][^\\'"]*[\\'"])*$)', ...)` replaces a '?' when an even number
+    of quote characters follows it; counted here from the end, in linear time (the regular expression is
+    quadratic, and a cell is untrusted input).
+    """
+    out: list[str] = []
+    quotes = 0
+    for char in reversed(cell):
+        if char in "'\"":
+            quotes += 1
+        out.append("dmninputexpr" if char == "?" and quotes % 2 == 0 else char)
+    return "".join(reversed(out))
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for a message, cut short if long (a cell or an expression can be large)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _exec_parses(text: str) -> bool | None:
+    """SpiffWorkflow's `PythonScriptEngine.validate`: True, False on SyntaxError, None when it raises otherwise."""
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return False
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return True
+
+
+def _is_tuple(expression: str) -> bool:
+    try:
+        return isinstance(ast.parse(expression.strip(), mode="eval").body, ast.Tuple)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+def dmn_cell_problems(where: str, input_expression: str | None, cell: str) -> list[str]:
+    """Problems of one input entry, compiled as SpiffWorkflow's DMNEngine.evaluate builds it.
+
+    The engine turns a cell into one expression: with a '?', the cell itself (the input is bound to '?');
+    a cell that parses alone is compared for equality, `(input) == (cell)`; otherwise the input is written
+    in front of it, `input + cell` (so `> 5` becomes `input> 5`). Without an input expression the engine
+    uses the value of the data field named by the input's label; a literal stands in for it here.
+    """
+    if len(cell) > MAX_DMN_CELL:
+        return [f"{where}: the cell is {len(cell)} characters long; at most {MAX_DMN_CELL} are accepted"]
+    label = f"{where}: invalid expression {_shown(cell)}"
+    matched = dmn_question_marks(cell)
+    if "dmninputexpr" in matched:
+        return code_problems(label, matched, "eval")
+    value = input_expression or "(0)"
+    alone = _exec_parses(cell)
+    if alone:
+        expression = f"({value}) == ({cell})"
+    elif alone is False and _exec_parses(f"v {cell}"):
+        expression = value + cell
+        glued = input_expression is not None and (input_expression[-1:].isalnum() or input_expression.endswith("_"))
+        if glued and (cell[:1].isalpha() or cell.startswith("_")):
+            return [f"{where}: the engine writes the input and the cell together without a space, which reads "
+                    f"{_shown(expression)}; write the cell as '? {cell}' or start it with a space"]
+    else:
+        return [f"{label}: the engine can read it neither alone nor after the input; {_DMN_CELL_FORMS}"]
+    found = code_problems(label, expression, "eval")
+    if found:
+        return found
+    if not cell.strip():
+        return [f"{where}: the cell holds only blanks, which the engine compares with an empty tuple, so the "
+                "rule never matches; leave the cell empty or write -"]
+    if alone and _is_tuple(cell) and not _is_tuple(value):
+        return [f"{where}: {_shown(cell)} is compared with the input as one tuple, so the rule never matches a "
+                f"single value (this engine has no FEEL lists); to match any of them write 'in ({cell.strip()})'"]
+    return []
+
+
+def decision_problems(decision: Any) -> list[Problem]:
+    """Every input expression, input entry and output entry of a parsed DMN decision, compiled as the engine
+    runs it (restricted, like scripts): each problem names the decision, the rule and the input or output,
+    and is reported against the DMN element (the input, or the cell)."""
+    problems: list[Problem] = []
+    for table in getattr(decision, "decisionTables", []):
+        broken: set[int] = set()  # inputs whose own expression is refused: their cells would only repeat it
+        for column in table.inputs:
+            if column.expression:
+                found = code_problems(f"decision '{decision.id}', input '{column.id}': invalid expression "
+                                      f"{_shown(column.expression)}", column.expression, "eval")
+                if found:
+                    broken.add(id(column))
+                problems.extend(Problem(m, element=column.id) for m in found)
+        for rule in table.rules:
+            for entry in rule.inputEntries:
+                if id(entry.input) in broken:
+                    continue
+                where = f"decision '{decision.id}', rule '{rule.id}', input '{entry.input.id}'"
+                for cell in entry.lhs:
+                    if cell is not None:
+                        problems.extend(Problem(m, element=entry.id)
+                                        for m in dmn_cell_problems(where, entry.input.expression, cell))
+            for entry in rule.outputEntries:
+                text = getattr(entry, "text", None)
+                if text:
+                    where = f"decision '{decision.id}', rule '{rule.id}', output '{entry.output.id}'"
+                    problems.extend(Problem(m, element=entry.id)
+                                    for m in code_problems(f"{where}: invalid expression {_shown(text)}", text, "eval"))
+    return problems
+
+
+def dmn_parse_problem(exc: ValidationException, filename: str, root: etree._Element) -> Problem:
+    """SpiffWorkflow's DMN parse error; its refusal of an output entry worded as decision_problems words it."""
+    entry = next((n for n in root.iter() if isinstance(n.tag, str) and exc.id and n.get("id") == exc.id), None)
+    rule = entry.getparent() if entry is not None else None
+    table = rule.getparent() if rule is not None else None
+    decision = table.getparent() if table is not None else None
+    text = next((c.text for c in entry if isinstance(c.tag, str) and c.tag.endswith("text")), None) \
+        if entry is not None else None
+    if entry is None or rule is None or table is None or decision is None or not str(entry.tag).endswith(
+            "outputEntry") or not text:
+        return parser_problem(exc, filename, root)
+    position = [c for c in rule if isinstance(c.tag, str) and c.tag.endswith("outputEntry")].index(entry)
+    outputs = [c for c in table if isinstance(c.tag, str) and c.tag.endswith("output")]
+    output = outputs[position].get("id") if position < len(outputs) else None
+    where = f"decision '{decision.get('id')}', rule '{rule.get('id')}', output '{output}'"
+    found = code_problems(f"{where}: invalid expression {_shown(text)}", text, "eval")
+    return Problem(found[0] if found else f"{where}: invalid expression {_shown(text)}", element=exc.id)
 
 
 # --------------------------------------------------------------------------- code checks
@@ -348,9 +561,22 @@ def evaluate_timer(event: TimerEventDefinition, sample: Mapping[str, Any]) -> st
     return first_problem
 
 
+def _code_findings(source: str, mode: str) -> tuple[str, ...]:
+    """code_problems without the label."""
+    try:
+        found = check_code(source, mode)  # type: ignore[arg-type]
+        if not found:
+            found = module_problems(source, mode) + unknown_function_problems(source, mode, _sample_helpers())
+    except (RecursionError, MemoryError):  # `-----...1` or `1+1+...`: Python's parser gives up, so do we
+        found = ["nested too deeply to be compiled"]
+    return tuple(found)
+
+
+#: Decision tables repeat their cells and outputs a lot; only short code is remembered (sources are untrusted).
+_short_code_findings = functools.lru_cache(maxsize=4096)(_code_findings)
+
+
 def code_problems(label: str, source: str, mode: str) -> list[str]:
     """Problems of one script or expression: the restricted compile, then modules and unknown functions."""
-    found = check_code(source, mode)  # type: ignore[arg-type]
-    if not found:
-        found = module_problems(source, mode) + unknown_function_problems(source, mode, _sample_helpers())
+    found = _short_code_findings(source, mode) if len(source) <= 200 else _code_findings(source, mode)
     return [f"{label}: {m}" for m in found]
