@@ -378,21 +378,16 @@ class Runtime:
         existing = {t.spiff_task_id: t for t in rows if t.state in ("waiting", "claimed")}
         for tid, timer_row in existing.items():
             if tid not in waiting:
-                timer_row.state = "fired" if timer_row.due_at <= CLOCK.now() else "closed"
-                timer_row.claimed_until = None
+                write_row(session, timer_row, state="fired" if timer_row.due_at <= CLOCK.now() else "closed",
+                          claimed_until=None)
         for tid, (t, due, kind) in waiting.items():
             current = existing.get(tid)
             if current is None:
-                session.add(Timer(
-                    instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
-                    name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due, state="waiting",
-                    attempts=0,
-                ))
-            else:
-                if current.due_at != due:
-                    current.due_at = due
-                current.state = "waiting"
-                current.claimed_until = None
+                insert_row(session, Timer, instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
+                           name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due,
+                           state="waiting", attempts=0, claimed_until=None, claimed_by=None, last_error=None)
+            elif (current.due_at, current.state, current.claimed_until) != (due, "waiting", None):
+                write_row(session, current, due_at=due, state="waiting", claimed_until=None)
 
 
 
@@ -456,7 +451,11 @@ def _lock_instance(session: Session, instance_id: int) -> ProcessInstance | None
     other, on the current state. SQLite's write transaction is already exclusive. The optimistic
     `lock_version` stays as the guard for any writer that does not take the lock.
     """
-    return session.get(ProcessInstance, instance_id, with_for_update=True, populate_existing=True)
+    return session.scalars(_LOCK_CASE, {"instance_id": instance_id}).first()
+
+
+_LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
+              .with_for_update().execution_options(populate_existing=True))
 
 
 def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
@@ -500,7 +499,10 @@ def _uses_timers(row: ProcessInstance) -> bool:
 
 
 def _timer_rows(session: Session, instance_id: int) -> list[Timer]:
-    return list(session.scalars(select(Timer).where(Timer.instance_id == instance_id)))
+    return list(session.scalars(_TIMERS_OF_CASE, {"instance_id": instance_id}))
+
+
+_TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
 
 
 def _timer_kind(event: TimerEventDefinition) -> str:
