@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import false, func, or_, select
+from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.sql import ColumnElement
 
 from engine.access import instance_filter, may_view_instance
 from engine.assignment import groups_of, may_work
 from engine.clock import CLOCK
 from engine.errors import NotFound
 from engine.hooks import for_display
-from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance, Timer, User
+from engine.models import (
+    AuditEvent,
+    HumanTask,
+    Organisation,
+    Person,
+    ProcessDefinition,
+    ProcessInstance,
+    Timer,
+    User,
+)
+from engine.users import person_fields
 
 
 def _iso(value: Any) -> str | None:
@@ -107,3 +120,86 @@ def list_instances(session: Session, user: User, status: str | None = None, limi
     if status:
         query = query.where(ProcessInstance.status == status)
     return list(session.scalars(query))
+
+
+def instance_page(
+    session: Session, user: User, *, process: str | None = None, status: str | None = None,
+    subject: str | None = None, started_from: datetime | None = None, started_before: datetime | None = None,
+    before_id: int | None = None, limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of the cases the user may see (engine.access.instance_filter, in SQL), newest first,
+    keyset-paged by id: `before_id` is the previous page's last id; answers the items and the next cursor.
+
+    Only the summary columns are read (never a case's data or serialized workflow)."""
+    query = (select(ProcessInstance.id, ProcessInstance.process_key, ProcessDefinition.version, ProcessInstance.title,
+                    ProcessInstance.status, Person.username, ProcessInstance.started_at, ProcessInstance.ended_at)
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+             .outerjoin(Person, Person.id == ProcessInstance.subject_id)
+             .where(instance_filter(session, user))
+             .order_by(ProcessInstance.id.desc()).limit(limit + 1))
+    if process is not None:
+        query = query.where(ProcessInstance.process_key == process)
+    if status is not None:
+        query = query.where(ProcessInstance.status == status)
+    if subject is not None:
+        query = query.where(Person.username == subject)
+    if started_from is not None:
+        query = query.where(ProcessInstance.started_at >= started_from)
+    if started_before is not None:
+        query = query.where(ProcessInstance.started_at < started_before)
+    if before_id is not None:
+        query = query.where(ProcessInstance.id < before_id)
+    rows = session.execute(query).all()
+    items = [{"id": r[0], "process": r[1], "version": r[2], "title": r[3], "status": r[4], "subject": r[5],
+              "started_at": _iso(r[6]), "ended_at": _iso(r[7])} for r in rows[:limit]]
+    return items, (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+def person_filter(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the people records a user may see: engine.access.may_view_person in SQL
+    (admin and HR: everyone; anyone else: themselves and the people they lead, as _leaders_of counts them:
+    those they supervise, those supervised by those, and those they manage)."""
+    if user.has_role("admin", "hr"):
+        return Person.id.is_not(None)
+    if user.person_id is None:
+        return false()
+    me = user.person_id
+    staff = aliased(Person)
+    return or_(Person.id == me, Person.supervisor_id == me, Person.manager_id == me,
+               Person.supervisor_id.in_(select(staff.id).where(staff.supervisor_id == me)))
+
+
+def people_page(
+    session: Session, user: User, *, q: str | None = None, organisation: str | None = None,
+    after_username: str | None = None, limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the people the user may see, by username, keyset-paged (`after_username` is the previous
+    page's last); each as engine.users.person_dict shows one. Answers the items and the next page's username.
+
+    `q` matches a substring of the name or the username, ignoring case (on SQLite only ASCII letters fold)."""
+    query = (select(Person).options(joinedload(Person.organisation), joinedload(Person.supervisor),
+                                    joinedload(Person.manager))
+             .where(person_filter(user)).order_by(Person.username).limit(limit + 1))
+    if q is not None:
+        needle = q.lower()
+        query = query.where(or_(func.lower(Person.name).contains(needle, autoescape=True),
+                                func.lower(Person.username).contains(needle, autoescape=True)))
+    if organisation is not None:
+        query = query.where(Person.organisation_id.in_(
+            select(Organisation.id).where(Organisation.code == organisation)))
+    if after_username is not None:
+        query = query.where(Person.username > after_username)
+    rows = list(session.scalars(query))
+    page = rows[:limit]
+    ids = [p.id for p in page]
+    supervises: dict[int | None, list[str]] = defaultdict(list)
+    manages: dict[int | None, list[str]] = defaultdict(list)
+    if ids:  # two queries for the whole page, ordered as person_dict orders them
+        for leader, username in session.execute(select(Person.supervisor_id, Person.username)
+                                                .where(Person.supervisor_id.in_(ids)).order_by(Person.username)):
+            supervises[leader].append(username)
+        for leader, username in session.execute(select(Person.manager_id, Person.username)
+                                                .where(Person.manager_id.in_(ids)).order_by(Person.username)):
+            manages[leader].append(username)
+    items = [{**person_fields(p), "supervisor_of": supervises[p.id], "manager_of": manages[p.id]} for p in page]
+    return items, (page[-1].username if len(rows) > limit else None)

@@ -7,9 +7,13 @@ NotFound / Forbidden / Conflict / Invalid, which `web.errors` maps to 404 / 403 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
@@ -36,14 +40,18 @@ from web.openapi import ApiError, api_user, bearer_token, body, document, operat
 from web.openapi_models import (
     CompleteIn,
     DeployOut,
+    InstanceFilters,
     InstanceIn,
     InstanceOut,
+    InstancePage,
     LeaveIn,
     LeaveOut,
     Me,
     Page,
+    PeopleFilters,
     PersonIn,
     PersonOut,
+    PersonPage,
     ProcessOut,
     TaskDetail,
     TaskPage,
@@ -173,6 +181,45 @@ def create_person() -> ResponseReturnValue:
     return jsonify(out), 201
 
 
+def _bad_query(field: str, message: str) -> ApiError:
+    """A query parameter that passed its schema but still makes no sense: 400 naming it."""
+    return ApiError(400, [Problem(message, field=field)])
+
+
+def _people_cursor(username: str) -> str:
+    """The opaque cursor after `username` (URL-safe base64 without padding: usernames may be any letters)."""
+    return base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
+
+
+def _after_username(cursor: str) -> str | None:
+    if not cursor:
+        return None
+    try:
+        username = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise _bad_query("cursor", "not a cursor this API gave") from None
+    if not username or "\x00" in username or _people_cursor(username) != cursor:
+        raise _bad_query("cursor", "not a cursor this API gave")
+    return username
+
+
+@bp.get("/people")
+@operation({200: PersonPage}, query_model=PeopleFilters, query_status=400, tag="people",
+           extra=_links(200, ShowPerson=("show_person", "username", "/items/0/username")))
+def people() -> ResponseReturnValue:
+    """The people the caller may see, by username, as pages of `items` with a `next` cursor.
+
+    The same people GET /people/{username} shows: admin and HR everyone; anyone else their own record and
+    those of the people they supervise, of those people's staff, and of the people they manage.
+    `q` matches part of a name or username in any case; `organisation` is an organisation code."""
+    filters = query(PeopleFilters)
+    after = _after_username(filters.cursor)
+    with services().db.read() as s:
+        items, last = queries.people_page(s, api_user(), q=filters.q, organisation=filters.organisation,
+                                          after_username=after, limit=filters.limit)
+    return jsonify(items=items, next=_people_cursor(last) if last is not None else None)
+
+
 def _username(username: str) -> str:
     """A username from the URL; one that cannot exist is simply not found."""
     if not _USERNAME.fullmatch(username):
@@ -279,6 +326,33 @@ def start_instance() -> ResponseReturnValue:
             raise Invalid("no such process", [Problem(f"no process '{data.process}' is deployed", field="process")])
     instance_id = services().runtime.start(api_user(), data.process, data.data)
     return _instance_response(instance_id, 201)
+
+
+def _day_start(day: str | None, zone: ZoneInfo) -> datetime | None:
+    """The first instant of a calendar day in the deployment's time zone."""
+    return datetime.combine(date.fromisoformat(day), time(0), zone) if day is not None else None
+
+
+@bp.get("/instances")
+@operation({200: InstancePage}, query_model=InstanceFilters, query_status=400, tag="cases",
+           extra=_links(200, ShowInstance=("show_instance", "instance_id", "/items/0/id")))
+def instances() -> ResponseReturnValue:
+    """The cases the caller may see, newest first, as pages of `items` with a `next` cursor.
+
+    The same cases GET /instances/{id} shows: admin and HR all of them; anyone else the cases they started,
+    are the subject of, or have (or had) a task in, theirs or their group's; OCPE also the secondments. Filters combine;
+    `started_after` is inclusive and `started_before` exclusive, both whole days in the deployment's time zone."""
+    filters = query(InstanceFilters)
+    zone = ZoneInfo(services().settings.timezone)
+    started_from, started_before = _day_start(filters.started_after, zone), _day_start(filters.started_before, zone)
+    if started_from is not None and started_before is not None and started_before <= started_from:
+        raise _bad_query("started_before", "Must be a later day than started_after.")
+    cursor = int(filters.cursor) if filters.cursor else None
+    with services().db.read() as s:
+        items, last = queries.instance_page(
+            s, api_user(), process=filters.process, status=filters.status, subject=filters.subject,
+            started_from=started_from, started_before=started_before, before_id=cursor, limit=filters.limit)
+    return jsonify(items=items, next=str(last) if last is not None else None)
 
 
 @bp.get(f"/instances/<{ID}:instance_id>")

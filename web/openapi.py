@@ -5,7 +5,8 @@ models as `/api/v1/openapi.json`.
 1. authenticates the bearer token (401, with `WWW-Authenticate`),
 2. checks the login roles the call needs (403),
 3. checks that a JSON body is JSON (415 for another media type, 400 when it does not parse),
-4. lets spectree validate the body or query against the model (422 naming each field),
+4. lets spectree validate the body or query against the model (422 naming each field; 400 for a query
+   whose call says so),
 and it declares the same facts (security, the error answers, extra body types, headers) in the document.
 """
 
@@ -89,6 +90,8 @@ _PATTERN_MESSAGES = {
     r"^[^\x00]*[^\x00\s][^\x00]*$": "This field is required (text, not blank).",
     r"^[^\x00]*$": "Must be text without NUL characters.",
     r"^[0-9]{0,9}$": "not a cursor this API gave",
+    r"^[0-9]{0,10}$": "not a cursor this API gave",
+    r"^[A-Za-z0-9_-]{0,500}$": "not a cursor this API gave",
 }
 
 
@@ -138,6 +141,16 @@ def _before(req: Any, resp: Any, req_validation_error: Exception | None, instanc
         raise Invalid("the request has errors", problems_of(req_validation_error))
 
 
+def _before_answering(status: int) -> Callable[..., None]:
+    """A spectree hook that answers a validation failure with `status` (and the API's error shape)."""
+
+    def before(req: Any, resp: Any, req_validation_error: Exception | None, instance: Any, adapter: Any) -> None:
+        if isinstance(req_validation_error, ValidationError):
+            raise ApiError(status, problems_of(req_validation_error))
+
+    return before
+
+
 spec = SpecTree(
     "flask", backend=_NoResponseValidation, mode="strict", annotations=False, path="api/v1/spectree",
     page_templates={}, title="NTPS workflows REST API", version=API_VERSION, description=DESCRIPTION,
@@ -160,6 +173,7 @@ _STATUS_TEXT = {
     415: "The body is not of a media type this call takes", 422: "The input breaks a schema or a rule",
     429: "Too many requests; wait for Retry-After seconds",
 }
+_QUERY_STATUS_TEXT = "A query parameter is not valid (each bad one is named)"
 
 
 # ------------------------------------------------------------------------------------ authentication
@@ -261,13 +275,17 @@ def operation(
     *,
     json_body: type[BaseModel] | None = None,
     query_model: type[BaseModel] | None = None,
+    query_status: int = 422,
     auth: bool = True,
     roles: tuple[str, ...] = (),
     errors: tuple[int, ...] = (),
     tag: str = "",
     extra: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Validate, authorise and document one API call; see the module docstring for the order."""
+    """Validate, authorise and document one API call; see the module docstring for the order.
+
+    A query that breaks `query_model` answers `query_status` (422 unless told: the lists added later answer
+    400, as a bad query parameter is a bad request rather than unprocessable content)."""
     codes: dict[str, Any] = {f"HTTP_{code}": model for code, model in responses.items()}
     implied = set(errors)
     if auth:
@@ -277,14 +295,17 @@ def operation(
     if json_body is not None:
         implied.update((400, 415, 422))
     if query_model is not None:
-        implied.add(422)
+        implied.add(query_status)
     for code in sorted(implied):
-        codes[f"HTTP_{code}"] = (Errors, _STATUS_TEXT[code])
+        text = _QUERY_STATUS_TEXT if query_model is not None and code == query_status != 422 else _STATUS_TEXT[code]
+        codes[f"HTTP_{code}"] = (Errors, text)
+    before = _before if query_status == 422 else _before_answering(query_status)
 
     def decorate(view: F) -> F:
         validated = spec.validate(json=json_body, query=query_model, resp=Response(**codes),
                                   tags=(tag,) if tag else (), security=None if auth else {},
-                                  operation_id=view.__name__)(view)
+                                  operation_id=view.__name__, before=before,
+                                  validation_error_status=query_status)(view)
 
         @functools.wraps(validated)
         def wrapped(*args: Any, **kwargs: Any) -> Any:

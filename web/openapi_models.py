@@ -10,9 +10,11 @@ PostgreSQL, unlike SQLite, would refuse with a server error).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
 #: Text that is not blank and carries no NUL character (PostgreSQL text cannot hold one).
 _TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
@@ -174,6 +176,68 @@ class Page(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
 
 
+class _Filters(BaseModel):
+    """The query of a filtered list: unknown parameters are refused (a misspelt filter is an error, not
+    everything); a filter left out does not filter, and one given empty is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _filter(description: str, schema_format: str | None = None, **kw: Any) -> Any:
+    """An optional query parameter, documented as its type alone: a query string cannot carry null."""
+
+    def absent_not_null(schema: dict[str, Any]) -> None:
+        branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+        if len(branches) == 1:
+            schema.update(branches[0])
+        schema.pop("default", None)
+        if schema_format:
+            schema["format"] = schema_format
+
+    return Field(default=None, description=description, json_schema_extra=absent_not_null, **kw)
+
+
+def _real_date(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("date_invalid", "Must be a date (YYYY-MM-DD).") from None
+    return value
+
+
+InstanceStatus = Literal["running", "completed", "cancelled", "error"]
+
+
+class InstanceFilters(_Filters):
+    """Which cases to list (all of them given: cases matching every one), and which page."""
+
+    process: str | None = _filter("only cases of this process (its key)", min_length=1, max_length=200,
+                                  pattern=_OPTIONAL_TEXT)
+    status: InstanceStatus | None = _filter("only cases with this status")
+    subject: str | None = _filter("only cases about this person (their username)", min_length=1, max_length=80,
+                                  pattern=_USERNAME)
+    started_after: str | None = _filter("only cases started on this day or later (YYYY-MM-DD, local time)",
+                                        pattern=_DATE, schema_format="date")
+    started_before: str | None = _filter("only cases started before this day (YYYY-MM-DD, local time)",
+                                         pattern=_DATE, schema_format="date")
+    cursor: str = Field(default="", pattern=r"^[0-9]{0,10}$", description="from the previous page's next")
+    limit: int = Field(default=50, ge=1, le=200, description="at most this many cases (1-200)")
+
+    _dates = field_validator("started_after", "started_before")(_real_date)
+
+
+class PeopleFilters(_Filters):
+    """Which people to list (all of them given: people matching every one), and which page."""
+
+    q: str | None = _filter("only people whose name or username contains this text (any case)", min_length=1,
+                            max_length=200, pattern=_OPTIONAL_TEXT)
+    organisation: str | None = _filter("only people of this organisation (its code)", min_length=1, max_length=40,
+                                       pattern=_OPTIONAL_TEXT)
+    cursor: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,500}$", description="from the previous page's next")
+    limit: int = Field(default=50, ge=1, le=200, description="at most this many people (1-200)")
+
+
 class ProcessOut(_Out):
     """The newest deployed version of a process."""
 
@@ -217,6 +281,33 @@ class CompleteIn(_In):
     model_config = _example({"data": {"invitation": {"message": "Please make your submission by 30 May."}}})
 
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstanceSummary(_Out):
+    """A case as lists show it (GET /instances/{id} has the rest)."""
+
+    id: int
+    process: str = Field(description="the process key")
+    version: int
+    title: str
+    status: InstanceStatus
+    subject: str | None = Field(description="the username of the person the case is about")
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    ended_at: str | None = Field(json_schema_extra={"format": "date-time"})
+
+
+class InstancePage(_Out):
+    """A page of cases, newest first; `next` is the cursor of the next page, or null on the last one."""
+
+    items: list[InstanceSummary]
+    next: str | None
+
+
+class PersonPage(_Out):
+    """A page of people by username; `next` is the cursor of the next page, or null on the last one."""
+
+    items: list[PersonOut]
+    next: str | None
 
 
 class TaskOut(_Out):
@@ -282,7 +373,7 @@ class InstanceOut(_Out):
     id: int
     process: str
     version: int
-    status: Literal["running", "completed", "cancelled", "error"]
+    status: InstanceStatus
     data: dict[str, Any]
     tasks: list[TaskOut]
     timers: list[TimerOut]

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,6 +17,7 @@ from engine.clock import CLOCK
 from engine.models import ApiToken, Leave, Person, ProcessDefinition, ProcessInstance, User
 from engine.runtime import Runtime
 from tests.web.api_helpers import (
+    DEMO_USERS,
     INVITE,
     START,
     api_as,
@@ -106,7 +108,9 @@ def test_no_or_bad_token_is_401(client: FlaskClient, app_org: Runtime, header: s
                          ("get", "/api/v1/people/employee"), ("post", "/api/v1/people"),
                          ("post", "/api/v1/instances"), ("get", "/api/v1/instances/1"), ("get", "/api/v1/tasks/1"),
                          ("post", "/api/v1/tasks/1/complete"), ("post", "/api/v1/processes"),
-                         ("post", "/api/v1/people/employee/leave"), ("delete", "/api/v1/auth/token")):
+                         ("post", "/api/v1/people/employee/leave"), ("delete", "/api/v1/auth/token"),
+                         ("get", "/api/v1/instances"), ("get", "/api/v1/people"),
+                         ("get", "/api/v1/instances?status=bad"), ("get", "/api/v1/people?limit=0")):
         response = getattr(client, method)(path, headers=headers)
         assert_errors(response, 401)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -578,3 +582,246 @@ def test_docs_page_works_without_a_cdn(client: FlaskClient) -> None:
     assert "PersonIn" in page and "Authorization: Bearer TOKEN" in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from another origin
     assert "<script" not in page
+
+
+# ------------------------------------------------------------------------------------------- lists
+
+
+SUMMARY = {"id", "process", "version", "title", "status", "subject", "started_at", "ended_at"}
+
+
+def _pages(api: Any, path: str, limit: int, cursor: str = "") -> list[list[dict[str, Any]]]:
+    """Every page of a list (from `cursor`), following `next` until it is null."""
+    pages = []
+    while True:
+        sep = "&" if "?" in path else "?"
+        response = api.get(f"{path}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        assert set(body) == {"items", "next"}
+        pages.append(body["items"])
+        if body["next"] is None:
+            return pages
+        assert len(body["items"]) == limit  # only the last page may be short
+        cursor = body["next"]
+
+
+def test_instances_lists_cases_newest_first(app: Flask, app_org: Runtime) -> None:
+    first = start_case(app_org)
+    second = start_case(app_org, {**START, "employee": "engineer"})
+    response = api_as(app, app_org, "hr").get("/api/v1/instances")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["next"] is None
+    assert [c["id"] for c in body["items"]] == [second, first]
+    newest = body["items"][0]
+    assert set(newest) == SUMMARY
+    assert newest["process"] == "pay_progression" and newest["version"] == 1 and newest["status"] == "running"
+    assert newest["subject"] == "engineer" and "Tom Nguyen" in newest["title"]
+    assert newest["started_at"] == CLOCK.now().isoformat() and newest["ended_at"] is None
+    # the list's summary is what the case itself says (which names its subject only in its data)
+    case = api_as(app, app_org, "hr").get(f"/api/v1/instances/{second}").get_json()
+    assert {k: case[k] for k in SUMMARY - {"subject"}} == {k: newest[k] for k in SUMMARY - {"subject"}}
+
+
+@pytest.fixture
+def cases(app: Flask, app_org: Runtime) -> dict[str, int]:
+    """Cases on three Darwin days: employee's (2 Mar), a finished `hello` (3 Mar), engineer's (4 Mar, while it
+    is still 3 Mar in UTC), and a cancelled one of employee's (4 Mar)."""
+    assert api_as(app, app_org, "owner").post("/api/v1/processes", data=HELLO_BPMN,
+                                               content_type="application/xml").status_code == 201
+    employee = start_case(app_org)
+    CLOCK.advance(timedelta(days=1))
+    hello = app_org.start(None, "hello", {}, actor="hr")
+    CLOCK.advance(timedelta(hours=20))  # 2026-03-03T20:00Z is 2026-03-04 05:30 in Darwin
+    engineer = start_case(app_org, {**START, "employee": "engineer"})
+    cancelled = start_case(app_org)
+    with app_org.db.unit_of_work() as uow:
+        uow.session.get_one(ProcessInstance, cancelled).status = "cancelled"
+        uow.commit()
+    return {"employee": employee, "hello": hello, "engineer": engineer, "cancelled": cancelled}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", ["cancelled", "engineer", "hello", "employee"]),
+    ("process=pay_progression", ["cancelled", "engineer", "employee"]),
+    ("process=hello", ["hello"]),
+    ("process=no_such_process", []),
+    ("status=running", ["engineer", "employee"]),
+    ("status=completed", ["hello"]),
+    ("status=cancelled", ["cancelled"]),
+    ("status=error", []),
+    ("subject=employee", ["cancelled", "employee"]),
+    ("subject=engineer", ["engineer"]),
+    ("subject=nobody", []),
+    ("started_after=2026-03-03", ["cancelled", "engineer", "hello"]),
+    ("started_after=2026-03-04", ["cancelled", "engineer"]),  # days are Darwin's, not UTC's
+    ("started_before=2026-03-04", ["hello", "employee"]),
+    ("started_after=2026-03-03&started_before=2026-03-04", ["hello"]),
+    ("started_after=2026-03-05", []),
+    ("status=running&subject=employee&process=pay_progression&started_before=2026-03-03", ["employee"]),
+])
+def test_instances_filters(app: Flask, app_org: Runtime, cases: dict[str, int], query: str,
+                           expected: list[str]) -> None:
+    body = api_as(app, app_org, "hr").get(f"/api/v1/instances?{query}").get_json()
+    assert [c["id"] for c in body["items"]] == [cases[name] for name in expected]
+
+
+def test_a_finished_case_in_the_list(app: Flask, app_org: Runtime, cases: dict[str, int]) -> None:
+    [hello] = api_as(app, app_org, "admin").get("/api/v1/instances?status=completed").get_json()["items"]
+    assert hello["process"] == "hello" and hello["subject"] is None
+    assert hello["ended_at"] is not None and hello["ended_at"] >= hello["started_at"]
+
+
+def test_instances_are_paged_without_gaps_or_repeats(app: Flask, app_org: Runtime) -> None:
+    started = [start_case(app_org, {**START, "employee": ("employee", "engineer")[i % 2]}) for i in range(7)]
+    api = api_as(app, app_org, "hr")
+    for limit in (1, 2, 3, 7, 200):
+        pages = _pages(api, "/api/v1/instances", limit)
+        assert [c["id"] for page in pages for c in page] == started[::-1], limit
+    # filters hold across pages
+    pages = _pages(api, "/api/v1/instances?subject=engineer", 2)
+    assert [c["id"] for page in pages for c in page] == started[1::2][::-1]
+    # a case started while a client pages neither shifts nor repeats what it has not read yet (keyset, not offset)
+    first = api.get("/api/v1/instances?limit=3").get_json()
+    start_case(app_org)
+    rest = [c["id"] for page in _pages(api, "/api/v1/instances", 3, first["next"]) for c in page]
+    assert [c["id"] for c in first["items"]] + rest == started[::-1]
+
+
+def test_instances_default_and_largest_page(app: Flask, app_org: Runtime) -> None:
+    for _ in range(3):
+        start_case(app_org)
+    api = api_as(app, app_org, "hr")
+    assert len(api.get("/api/v1/instances").get_json()["items"]) == 3
+    assert api.get("/api/v1/instances?limit=200").status_code == 200
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("status=finished", "status"), ("status=", "status"), ("status=RUNNING", "status"),
+    ("process=", "process"), ("process=nul%00", "process"), ("process=" + "p" * 201, "process"),
+    ("subject=has%20space", "subject"), ("subject=", "subject"),
+    ("started_after=2026-02-30", "started_after"), ("started_after=yesterday", "started_after"),
+    ("started_after=2026-3-1", "started_after"), ("started_before=2026-03-01T00:00:00", "started_before"),
+    ("started_after=2026-03-05&started_before=2026-03-05", "started_before"),
+    ("started_after=2026-03-05&started_before=2026-03-01", "started_before"),
+    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"),
+    ("cursor=abc", "cursor"), ("cursor=-1", "cursor"), ("cursor=12345678901", "cursor"),
+    ("state=running", "state"),  # a misspelt filter is an error, not every case
+])
+def test_bad_instance_filters_are_400_naming_the_field(app: Flask, app_org: Runtime, query: str, field: str) -> None:
+    start_case(app_org)
+    errors = assert_errors(api_as(app, app_org, "hr").get(f"/api/v1/instances?{query}"), 400, field)
+    assert [e["field"] for e in errors] == [field]
+
+
+def test_people_lists_everyone_for_hr_as_the_single_person_call_shows_them(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    body = api.get("/api/v1/people").get_json()
+    assert body["next"] is None
+    usernames = [p["username"] for p in body["items"]]
+    assert usernames == sorted(DEMO_USERS)
+    for person in body["items"]:
+        assert person == api.get(f"/api/v1/people/{person['username']}").get_json()
+    supervisor = next(p for p in body["items"] if p["username"] == "supervisor")
+    assert supervisor["supervisor_of"] == ["clerk", "employee", "engineer"] and supervisor["supervisor"] == "manager"
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("q=wong", ["employee"]),  # part of the name, any case
+    ("q=EMP", ["employee"]),  # part of the username, any case
+    ("q=OR", ["admin", "manager", "supervisor"]),  # Administrator, Morgan, Supervisor
+    ("q=(ceo", ["delegate"]),  # Dana Price (CEO delegate)
+    ("q=%25", []),  # LIKE's wildcards are plain text
+    ("q=_", []),
+    ("q=nobody at all", []),
+    ("organisation=DPC", sorted(DEMO_USERS)),
+    ("organisation=OTHER", ["newstarter"]),
+    ("organisation=NONE", []),
+    ("organisation=OTHER&q=new", ["newstarter"]),
+    ("organisation=OTHER&q=wong", []),
+])
+def test_people_filters(app: Flask, app_org: Runtime, query: str, expected: list[str]) -> None:
+    api = api_as(app, app_org, "hr")
+    assert api.post("/api/v1/people", json={**NEW_PERSON, "organisation": "OTHER"}).status_code == 201
+    body = api.get(f"/api/v1/people?{query}").get_json()
+    assert [p["username"] for p in body["items"]] == expected
+
+
+def test_people_are_paged_without_gaps_or_repeats(app: Flask, app_org: Runtime) -> None:
+    from engine.users import parse_person, save_person
+
+    api = api_as(app, app_org, "hr")
+    with app_org.db.unit_of_work() as uow:  # the CSV import takes usernames beyond ASCII; they page too
+        for username in ("zoë.ångström", "Aa", "a_b"):
+            save_person(uow.session, parse_person({**NEW_PERSON, "username": username, "name": username}))
+        uow.commit()
+    everyone = [p["username"] for p in api.get("/api/v1/people?limit=200").get_json()["items"]]
+    assert len(everyone) == len(DEMO_USERS) + 3 and len(set(everyone)) == len(everyone)
+    for limit in (1, 2, 5, 13, 50):
+        assert [p["username"] for page in _pages(api, "/api/v1/people", limit) for p in page] == everyone, limit
+    some = [p["username"] for p in api.get("/api/v1/people?q=e&limit=200").get_json()["items"]]
+    assert 2 < len(some) < len(everyone)
+    assert [p["username"] for page in _pages(api, "/api/v1/people?q=e", 2) for p in page] == some
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("q=", "q"), ("q=nul%00", "q"), ("q=" + "x" * 201, "q"), ("organisation=", "organisation"),
+    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=two", "limit"),
+    ("cursor=not%20base64", "cursor"), ("cursor=A", "cursor"), ("cursor=_w", "cursor"), ("cursor=AA", "cursor"),
+    ("cursor=" + "A" * 501, "cursor"), ("name=Emily", "name"),
+])
+def test_bad_people_filters_are_400_naming_the_field(app: Flask, app_org: Runtime, query: str, field: str) -> None:
+    errors = assert_errors(api_as(app, app_org, "hr").get(f"/api/v1/people?{query}"), 400, field)
+    assert [e["field"] for e in errors] == [field]
+
+
+def test_lists_read_a_fixed_number_of_statements(app: Flask, app_org: Runtime) -> None:
+    """Visibility and the people's links are filtered and fetched in SQL, a page at a time: no query per row."""
+    from sqlalchemy import event
+
+    engine = app.extensions["ntpswf"].db.engine
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    def calls(api: Any, path: str) -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert api.get(path).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    hr, supervisor = api_as(app, app_org, "hr"), api_as(app, app_org, "supervisor")
+    start_case(app_org)
+    few = {(who, path): calls(api, path) for who, api in (("hr", hr), ("supervisor", supervisor))
+           for path in ("/api/v1/instances", "/api/v1/people")}
+    for i in range(12):
+        start_case(app_org, {**START, "employee": ("employee", "engineer")[i % 2]})
+        hr.post("/api/v1/people", json={**NEW_PERSON, "username": f"staff{i}", "supervisor": "supervisor"})
+    for (who, path), before in few.items():
+        assert calls(hr if who == "hr" else supervisor, path) == before, (who, path)
+
+
+def test_the_lists_are_in_the_document(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path, page, params in (
+            ("/api/v1/instances", "InstancePage",
+             {"process", "status", "subject", "started_after", "started_before", "cursor", "limit"}),
+            ("/api/v1/people", "PersonPage", {"q", "organisation", "cursor", "limit"})):
+        op = doc["paths"][path]["get"]
+        assert {p["name"] for p in op["parameters"]} == params and all(p["in"] == "query" for p in op["parameters"])
+        assert not any(p["required"] for p in op["parameters"])
+        assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{page}"}
+        assert {"200", "400", "401"} <= set(op["responses"]) and "422" not in op["responses"]
+    statuses = doc["paths"]["/api/v1/instances"]["get"]["parameters"]
+    assert next(p for p in statuses if p["name"] == "status")["schema"]["enum"] == [
+        "running", "completed", "cancelled", "error"]
+    summary = doc["components"]["schemas"]["InstanceSummary"]
+    assert set(summary["required"]) == SUMMARY
+    assert doc["components"]["schemas"]["PersonPage"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/PersonOut"}

@@ -135,3 +135,95 @@ def test_a_staff_login_cannot_deploy_even_as_multipart(app: Flask, app_org: Runt
     response = api.post("/api/v1/processes", data={"f": (io.BytesIO(HELLO_BPMN), "hello.bpmn")},
                         content_type="multipart/form-data")
     assert response.status_code == 403
+
+
+# ------------------------------------------------------------------------------------------- the lists
+
+#: Who sees `engineer`'s case (her, the supervisor holding its task, HR, admin).
+OTHER_CASE_SEEN = {"engineer", "supervisor", "hr", "admin"}
+
+
+def _listed(api: Api, path: str) -> list[str]:
+    response = api.get(path)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["next"] is None
+    return [item.get("username", item.get("id")) for item in body["items"]]
+
+
+@pytest.mark.parametrize("username", DEMO_USERS)
+def test_the_lists_show_what_the_single_calls_show(app: Flask, app_org: Runtime, world: dict[str, int],
+                                                    username: str) -> None:
+    """GET /people and GET /instances list exactly what GET /people/{username} and GET /instances/{id} show."""
+    api = api_as(app, app_org, username)
+    people = _listed(api, "/api/v1/people?limit=200")
+    assert set(people) == PEOPLE_SEEN[username]
+    assert people == sorted(people)
+    for other in DEMO_USERS:
+        assert (api.get(f"/api/v1/people/{other}").status_code == 200) == (other in people), other
+
+    cases = set(_listed(api, "/api/v1/instances?limit=200"))
+    expected = ({world["case"]} if username in CASE_SEEN else set()) | (
+        {world["other"]} if username in OTHER_CASE_SEEN else set())
+    assert cases == expected
+    with app_org.db.read() as s:
+        every_case = s.scalars(select(ProcessInstance.id)).all()
+    for case in every_case:
+        assert (api.get(f"/api/v1/instances/{case}").status_code == 200) == (case in cases), case
+
+
+def test_an_employee_lists_only_her_own_cases_and_record(app: Flask, app_org: Runtime,
+                                                         world: dict[str, int]) -> None:
+    engineer = api_as(app, app_org, "engineer")
+    assert _listed(engineer, "/api/v1/instances") == [world["other"]]
+    assert _listed(engineer, "/api/v1/people") == ["engineer"]
+    # filtering for someone else's cases or record answers as for nobody: an empty page, not 403 or 404
+    for path in ("/api/v1/instances?subject=employee", "/api/v1/instances?process=pay_progression&status=running"
+                 "&subject=employee", "/api/v1/people?q=emily", "/api/v1/people?q=employee&organisation=DPC"):
+        response = engineer.get(path)
+        assert response.status_code == 200 and response.get_json() == {"items": [], "next": None}
+    assert engineer.get("/api/v1/instances?subject=employee").get_json() == engineer.get(
+        "/api/v1/instances?subject=nobody").get_json()
+
+
+def test_a_supervisor_lists_her_staff_and_their_cases(app: Flask, app_org: Runtime, world: dict[str, int]) -> None:
+    supervisor = api_as(app, app_org, "supervisor")
+    assert _listed(supervisor, "/api/v1/people") == ["clerk", "employee", "engineer", "supervisor"]
+    assert _listed(supervisor, "/api/v1/people?q=wong") == ["employee"]
+    assert _listed(supervisor, "/api/v1/people?q=ceo") == []  # her own leaders are not hers to list
+    assert _listed(supervisor, "/api/v1/instances") == [world["other"], world["case"]]
+    assert _listed(supervisor, "/api/v1/instances?subject=engineer") == [world["other"]]
+    # the manager sees two levels of staff (and those he manages), but not cases he holds no task in
+    manager = api_as(app, app_org, "manager")
+    assert set(_listed(manager, "/api/v1/people")) == PEOPLE_SEEN["manager"]
+    assert _listed(manager, "/api/v1/instances") == []
+
+
+def test_hr_and_admin_list_every_case_and_person(app: Flask, app_org: Runtime, world: dict[str, int]) -> None:
+    hello = app_org.start(None, "pay_progression", {**START, "employee": "supervisor"}, actor="admin")
+    for username in ("hr", "admin"):
+        api = api_as(app, app_org, username)
+        assert _listed(api, "/api/v1/instances") == [hello, world["other"], world["case"]]
+        assert _listed(api, "/api/v1/people") == sorted(DEMO_USERS)
+
+
+def test_ocpe_lists_the_secondment_cases_it_oversees(app: Flask, app_org: Runtime, world: dict[str, int]) -> None:
+    placement = app_org.start(None, "secondment", {"route": "application", "employee": "employee"},
+                              actor="employee")
+    assert _listed(api_as(app, app_org, "ocpe"), "/api/v1/instances") == [placement]
+    assert _listed(api_as(app, app_org, "ocpe"), "/api/v1/instances?process=pay_progression") == []
+    assert placement in _listed(api_as(app, app_org, "employee"), "/api/v1/instances")
+    assert placement not in _listed(api_as(app, app_org, "engineer"), "/api/v1/instances")
+
+
+def test_a_login_without_a_person_record_lists_only_what_it_started(app: Flask, app_org: Runtime,
+                                                                   world: dict[str, int]) -> None:
+    from engine.users import create_user
+
+    with app_org.db.unit_of_work() as uow:
+        create_user(uow.session, "robot", ["staff"], "robot-pass-2026")
+        uow.commit()
+    robot = api_as(app, app_org, "robot")
+    assert _listed(robot, "/api/v1/people") == [] and _listed(robot, "/api/v1/instances") == []
+    mine = app_org.start(None, "pay_progression", START, actor="robot")
+    assert _listed(robot, "/api/v1/instances") == [mine]
