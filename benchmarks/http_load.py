@@ -41,6 +41,7 @@ from engine.users import issue_token  # noqa: E402
 BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 STAFF = 200
 PHASE_LIMIT_S = 120
+SERVER_LOG = Path(tempfile.gettempdir()) / "ntpswf-http-load-server.log"
 
 
 def _free_port() -> int:
@@ -133,9 +134,11 @@ def _copies(db: Database, template: ProcessInstance, count: int, task: HumanTask
 def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     env = {**os.environ, "NTPSWF_DATABASE_URL": url, "NTPSWF_SECRET_KEY": "bench"}
+    log = open(SERVER_LOG, "ab")  # noqa: SIM115 - the server writes to it until it is stopped
     proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve", "--no-scheduler", "--port", str(port),
                              "--workers", str(workers), "--threads", "4"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=log)
+    log.close()
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, false, or_, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
 from engine.assignment import groups_of, person_by_username
@@ -81,6 +81,20 @@ def may_manage_people(user: User) -> bool:
 def may_deploy(user: User) -> bool:
     """Admins and process owners deploy definitions."""
     return user.has_role("admin", "process_owner")
+
+
+def person_filter(user: User) -> ColumnElement[bool]:
+    """A WHERE clause selecting the people records a user may see: engine.access.may_view_person in SQL
+    (admin and HR: everyone; anyone else: themselves and the people they lead, as _leaders_of counts them:
+    those they supervise, those supervised by those, and those they manage)."""
+    if user.has_role("admin", "hr"):
+        return Person.id.is_not(None)
+    if user.person_id is None:
+        return false()
+    me = user.person_id
+    staff = aliased(Person)
+    return or_(Person.id == me, Person.supervisor_id == me, Person.manager_id == me,
+               Person.supervisor_id.in_(select(staff.id).where(staff.supervisor_id == me)))
 
 
 def may_view_person(session: Session, user: User, person: Person) -> bool:

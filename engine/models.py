@@ -204,6 +204,9 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(80))
     escalated_at: Mapped[datetime | None]
+    # The task's own data when it opened, as far as its form and instructions read it: with parallel branches
+    # the case's snapshot can hold another branch's values. None for tasks opened before it was kept.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     instance: Mapped[ProcessInstance] = relationship()
     assignee: Mapped[Person | None] = relationship()

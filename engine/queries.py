@@ -6,11 +6,10 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
-from engine.access import instance_filter, may_view_instance
+from engine.access import instance_filter, may_view_instance, person_filter
 from engine.assignment import groups_of, may_work
 from engine.clock import CLOCK
 from engine.errors import NotFound
@@ -81,9 +80,15 @@ def task_form(session: Session, task: HumanTask) -> dict[str, Any]:
     definition: ProcessDefinition = task.instance.definition
     schema = definition.forms.get(task.form) if task.form else None
     ui_schema = definition.forms.get(task.ui_form) if task.ui_form else None
-    case = for_display(session, task.instance, task.instance.data or {})
+    case = for_display(session, task.instance, task_data(task))
     keys = (schema or {}).get("properties", {}).keys()
     return {"schema": schema, "ui_schema": ui_schema, "data": {k: case[k] for k in keys if k in case}}
+
+
+def task_data(task: HumanTask) -> dict[str, Any]:
+    """The data a task's page shows: the case's snapshot, with the task's own values (its branch's, kept when it
+    opened) over it."""
+    return {**(task.instance.data or {}), **(task.context or {})}
 
 
 def get_instance(session: Session, user: User, instance_id: int) -> ProcessInstance:
@@ -153,20 +158,6 @@ def instance_page(
     items = [{"id": r[0], "process": r[1], "version": r[2], "title": r[3], "status": r[4], "subject": r[5],
               "started_at": _iso(r[6]), "ended_at": _iso(r[7])} for r in rows[:limit]]
     return items, (rows[limit - 1][0] if len(rows) > limit else None)
-
-
-def person_filter(user: User) -> ColumnElement[bool]:
-    """A WHERE clause selecting the people records a user may see: engine.access.may_view_person in SQL
-    (admin and HR: everyone; anyone else: themselves and the people they lead, as _leaders_of counts them:
-    those they supervise, those supervised by those, and those they manage)."""
-    if user.has_role("admin", "hr"):
-        return Person.id.is_not(None)
-    if user.person_id is None:
-        return false()
-    me = user.person_id
-    staff = aliased(Person)
-    return or_(Person.id == me, Person.supervisor_id == me, Person.manager_id == me,
-               Person.supervisor_id.in_(select(staff.id).where(staff.supervisor_id == me)))
 
 
 def people_page(

@@ -7,6 +7,7 @@ makes a second concurrent writer fail with Conflict instead of overwriting the f
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped, unused-ignore]
+from jinja2 import TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -190,6 +193,7 @@ class Runtime:
                 spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
                 ext = getattr(spiff_task.task_spec, "extensions", None) or {}
                 task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
+                task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
             uow.commit()
 
     def fire_timers(self, instance_id: int) -> int:
@@ -337,6 +341,8 @@ class Runtime:
             clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
             created_at=CLOCK.now(), due_at=self._due_at(spiff_task, props.get("dueAt")),
             completed_at=None, completed_by=None, escalated_at=None,
+            context=task_context(row.definition, props.get("formJsonSchemaFilename"),
+                                 ext.get("instructionsForEndUser"), spiff_task.data),
         )
         audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=task.title, lane=spec.lane,
               assignee=assignment.person.username if assignment.person else None, group=assignment.group,
@@ -559,6 +565,30 @@ def due_from_value(value: Any, timezone: str, opened: datetime | None = None) ->
     if isinstance(value, date):
         return datetime.combine(value + timedelta(days=1), time(0, 0), tz)
     return None
+
+
+def task_context(definition: ProcessDefinition, form: str | None, instructions: str | None,
+                 data: dict[str, Any]) -> dict[str, Any]:
+    """What a task's page reads of its own data: its form's fields and the names its instructions cite."""
+    schema = definition.forms.get(form) if form else None
+    keys = set((schema or {}).get("properties") or {}) if isinstance(schema, dict) else set()
+    keys |= _template_names(instructions or "")
+    context: dict[str, Any] = _jsonable({k: data[k] for k in sorted(keys) if k in data})
+    return context
+
+
+@functools.lru_cache(maxsize=512)
+def _template_names(text: str) -> frozenset[str]:
+    """The top-level names a task's instructions cite with {{ }} (none when they are not a valid template)."""
+    if "{" not in text:
+        return frozenset()
+    try:
+        return frozenset(meta.find_undeclared_variables(_TEMPLATES.parse(text)))
+    except TemplateError:
+        return frozenset()
+
+
+_TEMPLATES = SandboxedEnvironment()
 
 
 def case_data(wf: BpmnWorkflow, ready: list[Any] | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
 from engine.definitions import latest_definition, list_latest, read_bundle
 from engine.errors import Invalid, NotFound, Problem
+from engine.models import ProcessInstance
 from engine.ratelimit import (
     FAILURES_PER_USERNAME,
     TOKEN_PER_CLIENT,
@@ -309,9 +310,16 @@ def deploy() -> ResponseReturnValue:
 # ----------------------------------------------------------------------------------------------- cases
 
 
-def _instance_response(instance_id: int, status: int = 200) -> ResponseReturnValue:
+def _instance_response(instance_id: int, status: int = 200, worked_on: bool = False) -> ResponseReturnValue:
+    """The case as JSON. `worked_on`: the caller has just completed one of its tasks, which is itself a reason
+    to see the case (engine.access.instance_filter), so that is not asked again."""
     with services().db.read() as s:
-        row = queries.get_instance(s, api_user(), instance_id)
+        if worked_on:
+            row = s.get(ProcessInstance, instance_id)
+            if row is None:
+                raise NotFound("no such case")
+        else:
+            row = queries.get_instance(s, api_user(), instance_id)
         return jsonify(queries.instance_dict(s, row)), status
 
 
@@ -394,7 +402,7 @@ def show_task(task_id: int) -> ResponseReturnValue:
 def complete_task(task_id: int) -> ResponseReturnValue:
     """Complete a task with its form data; answers with the case. 409 when the task is no longer open."""
     instance_id = services().runtime.complete_task(api_user(), task_id, body(CompleteIn).data)
-    return _instance_response(instance_id)
+    return _instance_response(instance_id, worked_on=True)
 
 
 # ----------------------------------------------------------------------------------------------- the document

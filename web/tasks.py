@@ -60,7 +60,7 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
         task, workable = queries.get_task(s, current_user(), task_id)
         form = queries.task_form(s, task)
         info = queries.task_dict(task)
-        case = dict(for_display(s, task.instance, task.instance.data or {}))
+        case = dict(for_display(s, task.instance, queries.task_data(task)))
         instructions = render_instructions(task.instructions, case)
     fields = None
     if form["schema"]:

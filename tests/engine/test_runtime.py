@@ -109,3 +109,62 @@ def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
         registered.on_task_opened.remove(opened)  # type: ignore[arg-type]
         registered.on_complete.remove(completing)  # type: ignore[arg-type]
         registered.after_save.remove(saved)  # type: ignore[arg-type]
+
+
+BRANCHES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="b_defs" targetNamespace="t">
+  <bpmn:process id="two_branches" name="Two branches" isExecutable="true">
+    <bpmn:startEvent id="b_start"><bpmn:outgoing>b1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:parallelGateway id="b_split"><bpmn:incoming>b1</bpmn:incoming><bpmn:outgoing>b2</bpmn:outgoing>
+      <bpmn:outgoing>b3</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:scriptTask id="set_left"><bpmn:incoming>b2</bpmn:incoming><bpmn:outgoing>b4</bpmn:outgoing>
+      <bpmn:script>note = "left branch"
+who = "Home"</bpmn:script></bpmn:scriptTask>
+    <bpmn:scriptTask id="set_right"><bpmn:incoming>b3</bpmn:incoming><bpmn:outgoing>b5</bpmn:outgoing>
+      <bpmn:script>note = "right branch"
+who = "Host"</bpmn:script></bpmn:scriptTask>
+    <bpmn:userTask id="left" name="Left"><bpmn:extensionElements>
+      <spiffworkflow:instructionsForEndUser>Answer for {{ who }}.</spiffworkflow:instructionsForEndUser>
+      <spiffworkflow:properties><spiffworkflow:property name="formJsonSchemaFilename" value="note.schema.json"/>
+      </spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:incoming>b4</bpmn:incoming><bpmn:outgoing>b6</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="right" name="Right"><bpmn:extensionElements>
+      <spiffworkflow:instructionsForEndUser>Answer for {{ who }}.</spiffworkflow:instructionsForEndUser>
+      <spiffworkflow:properties><spiffworkflow:property name="formJsonSchemaFilename" value="note.schema.json"/>
+      </spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:incoming>b5</bpmn:incoming><bpmn:outgoing>b7</bpmn:outgoing></bpmn:userTask>
+    <bpmn:parallelGateway id="b_join"><bpmn:incoming>b6</bpmn:incoming><bpmn:incoming>b7</bpmn:incoming>
+      <bpmn:outgoing>b8</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:endEvent id="b_end"><bpmn:incoming>b8</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="b1" sourceRef="b_start" targetRef="b_split"/>
+    <bpmn:sequenceFlow id="b2" sourceRef="b_split" targetRef="set_left"/>
+    <bpmn:sequenceFlow id="b3" sourceRef="b_split" targetRef="set_right"/>
+    <bpmn:sequenceFlow id="b4" sourceRef="set_left" targetRef="left"/>
+    <bpmn:sequenceFlow id="b5" sourceRef="set_right" targetRef="right"/>
+    <bpmn:sequenceFlow id="b6" sourceRef="left" targetRef="b_join"/>
+    <bpmn:sequenceFlow id="b7" sourceRef="right" targetRef="b_join"/>
+    <bpmn:sequenceFlow id="b8" sourceRef="b_join" targetRef="b_end"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+NOTE_FORM = b'{"type": "object", "properties": {"note": {"type": "string", "title": "Note"}}}'
+
+
+def deploy_branches(org: Runtime) -> None:
+    from engine.definitions import deploy, read_bundle
+
+    with org.db.unit_of_work() as uow:
+        deploy(uow.session, read_bundle({"branches.bpmn": BRANCHES.encode(), "note.schema.json": NOTE_FORM}, None),
+               "test")
+        uow.commit()
+
+
+def test_a_task_keeps_its_own_branchs_data_not_the_cases_snapshot(org: Runtime) -> None:
+    deploy_branches(org)
+    d = Driver(org)
+    case = org.start(d.user("hr"), "two_branches", {"note": "from the start"})
+    left, right = d.open_task(case, "left"), d.open_task(case, "right")
+    # The form's fields and the names the instructions cite, from each task's own branch.
+    assert left.context == {"note": "left branch", "who": "Home"}
+    assert right.context == {"note": "right branch", "who": "Host"}
+    assert d.instance(case).data["note"] in ("left branch", "right branch")  # one snapshot for the whole case

@@ -825,3 +825,23 @@ def test_the_lists_are_in_the_document(client: FlaskClient) -> None:
     assert set(summary["required"]) == SUMMARY
     assert doc["components"]["schemas"]["PersonPage"]["properties"]["items"]["items"] == {
         "$ref": "#/components/schemas/PersonOut"}
+
+
+def test_a_task_in_a_parallel_branch_starts_from_its_own_branchs_data(app: Flask, app_org: Runtime,
+                                                                      client: FlaskClient, auth: Any) -> None:
+    """The API's task and the task page prefill the form and fill the instructions from the task's own branch,
+    not from the case's one snapshot (which holds whichever branch ran last)."""
+    from tests.engine.test_runtime import deploy_branches
+    from tests.processes.driver import Driver
+
+    deploy_branches(app_org)
+    d = Driver(app_org)
+    case = app_org.start(d.user("hr"), "two_branches", {})
+    hr = api_as(app, app_org, "hr")
+    for name, note, who in (("left", "left branch", "Home"), ("right", "right branch", "Host")):
+        task_id = d.open_task(case, name).id
+        shown = hr.get(f"/api/v1/tasks/{task_id}").get_json()
+        assert shown["data"] == {"note": note}
+        auth.login("hr")
+        page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
+        assert f"Answer for {who}." in page and f'value="{note}"' in page
