@@ -78,9 +78,11 @@ def main() -> None:
         cases = [runtime.start(user, "bench_due_at", {"due": due_at.isoformat()}) for _ in range(due)]  # type: ignore[arg-type]
         start_rate = due / (time.perf_counter() - started)
         service = TimerService(runtime)
-        _filler(runtime, min(1_000, waiting), cases[0])
+        # The idle timers hang on a case of their own that is not due: firing a due case must never read them.
+        anchor = runtime.start(user, "bench_due_at", {"due": (due_at + timedelta(days=365)).isoformat()})  # type: ignore[arg-type]
+        _filler(runtime, min(1_000, waiting), anchor)
         idle_small = _idle_poll_ms(service)
-        _filler(runtime, max(0, waiting - due - 1_000), cases[-1])
+        _filler(runtime, max(0, waiting - due - 1_000), anchor)
         idle_large = _idle_poll_ms(service)
         with runtime.db.read() as s:
             total_waiting = len(s.scalars(select(Timer.id).where(Timer.state == "waiting")).all())

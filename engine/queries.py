@@ -55,7 +55,9 @@ def inbox(
         mine.append(HumanTask.assigned_group.in_(groups))
     if not mine:
         return [], None
-    query = (select(HumanTask).options(joinedload(HumanTask.assignee), joinedload(HumanTask.instance))
+    # Of the case only its title is shown: never read its data or serialized workflow for a list.
+    query = (select(HumanTask).options(joinedload(HumanTask.assignee),
+                                       joinedload(HumanTask.instance).load_only(ProcessInstance.title))
              .where(HumanTask.state == "open", or_(*mine)).order_by(HumanTask.id).limit(limit + 1))
     if after is not None:
         query = query.where(HumanTask.id > after)
