@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask], None]
 AfterSave = Callable[[Session, ProcessInstance, str], None]
 #: (session, instance id, data) -> data as people should see it (e.g. document references resolved)
 Display = Callable[[Session, int, Any], Any]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -43,40 +44,34 @@ def hooks_for(process_key: str) -> Hooks:
     return _REGISTRY.setdefault(process_key, Hooks())
 
 
-def on_complete(process_key: str) -> Callable[[OnComplete], OnComplete]:
-    """Decorator: run when a task of this process is completed, before the data reaches the workflow."""
-    def register(fn: OnComplete) -> OnComplete:
-        if fn not in hooks_for(process_key).on_complete:
-            hooks_for(process_key).on_complete.append(fn)
+def _register(process_key: str, kind: str) -> Callable[[_F], _F]:
+    """A decorator adding its function to the process's `kind` hooks (once, however often it is imported)."""
+    def register(fn: _F) -> _F:
+        registered: list[Any] = getattr(hooks_for(process_key), kind)
+        if fn not in registered:
+            registered.append(fn)
         return fn
     return register
+
+
+def on_complete(process_key: str) -> Callable[[OnComplete], OnComplete]:
+    """Decorator: run when a task of this process is completed, before the data reaches the workflow."""
+    return _register(process_key, "on_complete")
 
 
 def on_task_opened(process_key: str) -> Callable[[OnTaskOpened], OnTaskOpened]:
     """Decorator: run when a user task of this process opens (after its assignee is resolved)."""
-    def register(fn: OnTaskOpened) -> OnTaskOpened:
-        if fn not in hooks_for(process_key).on_task_opened:
-            hooks_for(process_key).on_task_opened.append(fn)
-        return fn
-    return register
+    return _register(process_key, "on_task_opened")
 
 
 def after_save(process_key: str) -> Callable[[AfterSave], AfterSave]:
     """Decorator: run after every save of a case of this process, in the same transaction."""
-    def register(fn: AfterSave) -> AfterSave:
-        if fn not in hooks_for(process_key).after_save:
-            hooks_for(process_key).after_save.append(fn)
-        return fn
-    return register
+    return _register(process_key, "after_save")
 
 
 def display(process_key: str) -> Callable[[Display], Display]:
     """Decorator: transform case data before it is shown (pages, API, instructions); never stored."""
-    def register(fn: Display) -> Display:
-        if fn not in hooks_for(process_key).display:
-            hooks_for(process_key).display.append(fn)
-        return fn
-    return register
+    return _register(process_key, "display")
 
 
 def for_display(session: Session, instance: ProcessInstance, data: Any) -> Any:

@@ -77,20 +77,23 @@ def get_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, boo
     return task, workable
 
 
-def task_form(session: Session, task: HumanTask) -> dict[str, Any]:
-    """The task's form (schema, UI schema) and the data it starts from."""
+def task_form(session: Session, task: HumanTask, case: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The task's form (schema, UI schema) and the data it starts from (`case`: task_data, when the caller has
+    it already)."""
     definition: ProcessDefinition = task.instance.definition
     schema = definition.forms.get(task.form) if task.form else None
     ui_schema = definition.forms.get(task.ui_form) if task.ui_form else None
-    case = for_display(session, task.instance, task_data(task))
+    case = task_data(session, task) if case is None else case
     keys = (schema or {}).get("properties", {}).keys()
     return {"schema": schema, "ui_schema": ui_schema, "data": {k: case[k] for k in keys if k in case}}
 
 
-def task_data(task: HumanTask) -> dict[str, Any]:
-    """The data a task's page shows: the case's snapshot, with the task's own values (its branch's, kept when it
-    opened) over it."""
-    return {**(task.instance.data or {}), **(task.context or {})}
+def task_data(session: Session, task: HumanTask) -> dict[str, Any]:
+    """The data a task's page shows, as people should see it: the case's snapshot, with the task's own values
+    (its branch's, kept when it opened) over it."""
+    data: dict[str, Any] = dict(for_display(session, task.instance,
+                                            {**(task.instance.data or {}), **(task.context or {})}))
+    return data
 
 
 def get_instance(session: Session, user: User, instance_id: int) -> ProcessInstance:

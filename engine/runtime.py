@@ -357,8 +357,9 @@ class Runtime:
         """
         if not expression:
             return None
-        if ISO_DURATION.fullmatch(expression.strip().strip("'\"")):  # a literal duration, quoted or not
-            value: Any = expression.strip().strip("'\"")
+        literal = expression.strip().strip("'\"")
+        if ISO_DURATION.fullmatch(literal):  # a literal duration, quoted or not
+            value: Any = literal
         else:
             try:
                 value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
@@ -446,6 +447,15 @@ def insert_row(session: Session, model: type[_T], **values: Any) -> _T:
 _INSTANCE: Table = ProcessInstance.__table__  # type: ignore[assignment]
 _VERSIONED_UPDATE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id"),
                                             _INSTANCE.c.lock_version == bindparam("row_version"))
+# A case holding its row lock (PostgreSQL; SQLite's write transaction is exclusive), and a task with its case so.
+_LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
+              .with_for_update().execution_options(populate_existing=True))
+_TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
+                  .where(HumanTask.id == bindparam("task_id"))
+                  .with_for_update(of=_INSTANCE).execution_options(populate_existing=True))
+_LATEST_ID = (select(ProcessDefinition.id).where(ProcessDefinition.key == bindparam("key"))
+              .order_by(ProcessDefinition.version.desc()).limit(1))
+_TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
 _UPDATES: dict[Any, Any] = {}
 _INSERTS: dict[Any, Any] = {}
 
@@ -458,10 +468,6 @@ def _lock_instance(session: Session, instance_id: int) -> ProcessInstance | None
     `lock_version` stays as the guard for any writer that does not take the lock.
     """
     return session.scalars(_LOCK_CASE, {"instance_id": instance_id}).first()
-
-
-_LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
-              .with_for_update().execution_options(populate_existing=True))
 
 
 def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
@@ -485,12 +491,6 @@ def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
 _T = TypeVar("_T")
 _TIMER_SPECS: dict[int, bool] = {}
 _DEFINITION_COLUMNS = tuple(ProcessDefinition.__table__.columns)
-# A task with its case, holding the case's row lock (PostgreSQL; SQLite's write transaction is exclusive).
-_TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
-                  .where(HumanTask.id == bindparam("task_id"))
-                  .with_for_update(of=ProcessInstance.__table__).execution_options(populate_existing=True))
-_LATEST_ID = (select(ProcessDefinition.id).where(ProcessDefinition.key == bindparam("key"))
-              .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
 def _uses_timers(row: ProcessInstance) -> bool:
@@ -506,9 +506,6 @@ def _uses_timers(row: ProcessInstance) -> bool:
 
 def _timer_rows(session: Session, instance_id: int) -> list[Timer]:
     return list(session.scalars(_TIMERS_OF_CASE, {"instance_id": instance_id}))
-
-
-_TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
 
 
 def _timer_kind(event: TimerEventDefinition) -> str:

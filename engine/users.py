@@ -71,10 +71,14 @@ def issue_token(session: Session, user: User) -> tuple[str, datetime]:
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The user a live (unexpired, unrevoked) token belongs to."""
-    row = session.scalars(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
+    row = _token_row(session, token)
     if row is None or row.revoked_at is not None or row.expires_at <= CLOCK.now() or not row.user.active:
         return None
     return row.user
+
+
+def _token_row(session: Session, token: str) -> ApiToken | None:
+    return session.scalars(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
 
 
 # Every API call asks this: one statement for the token, its login and the login's person, built once.
@@ -84,7 +88,7 @@ _TOKEN_WITH_USER = (select(ApiToken).options(joinedload(ApiToken.user).joinedloa
 
 def revoke_token(session: Session, token: str) -> bool:
     """Revoke a token; True when it existed."""
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
+    row = _token_row(session, token)
     if row is None:
         return False
     row.revoked_at = CLOCK.now()

@@ -12,7 +12,6 @@ from markupsafe import Markup
 
 from engine import queries
 from engine.errors import Invalid
-from engine.hooks import for_display
 from web import services
 from web.auth import current_user, login_required
 from web.formrender import parse_form, render_form
@@ -58,9 +57,9 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
                status: int = 200) -> ResponseReturnValue:
     with services().db.read() as s:
         task, workable = queries.get_task(s, current_user(), task_id)
-        form = queries.task_form(s, task)
+        case = queries.task_data(s, task)
+        form = queries.task_form(s, task, case)
         info = queries.task_dict(task)
-        case = dict(for_display(s, task.instance, queries.task_data(task)))
         instructions = render_instructions(task.instructions, case)
     fields = None
     if form["schema"]:
