@@ -76,8 +76,13 @@ def display(process_key: str) -> Callable[[Display], Display]:
 
 def for_display(session: Session, instance: ProcessInstance, data: Any) -> Any:
     """Case data as people should see it, after the process's display hooks."""
-    for fn in hooks_for(instance.process_key).display:
-        data = fn(session, instance.id, data)
+    return display_data(session, instance.process_key, instance.id, data)
+
+
+def display_data(session: Session, process_key: str, instance_id: int, data: Any) -> Any:
+    """for_display of a case known by its process key and id."""
+    for fn in hooks_for(process_key).display:
+        data = fn(session, instance_id, data)
     return data
 
 

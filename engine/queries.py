@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine.access import instance_filter, may_view_instance, person_filter
 from engine.assignment import groups_of, may_work
+from engine.audit import write_pending
 from engine.clock import CLOCK
 from engine.errors import NotFound
-from engine.hooks import for_display
+from engine.hooks import display_data, for_display
 from engine.models import (
     AuditEvent,
     HumanTask,
@@ -33,37 +35,66 @@ def _iso(value: Any) -> str | None:
 
 def task_dict(task: HumanTask) -> dict[str, Any]:
     """A task as the inbox and the API list it."""
-    now = CLOCK.now()
+    return _task_item((task.id, task.instance_id, task.name, task.title, task.lane,
+                       task.assignee.username if task.assignee else None, task.assigned_group, task.due_at,
+                       task.clause, task.state, task.created_at, task.instance.title if task.instance else None))
+
+
+def _task_item(fields: Sequence[Any]) -> dict[str, Any]:
+    """task_dict of a task's fields, in _TASK_ITEMS's order."""
+    ident, instance, name, title, lane, assignee, group, due_at, clause, state, created_at, case_title = fields
     return {
-        "id": task.id, "instance": task.instance_id, "name": task.name, "title": task.title, "lane": task.lane,
-        "assignee": task.assignee.username if task.assignee else None, "group": task.assigned_group,
-        "due_at": _iso(task.due_at), "overdue": bool(task.due_at and task.state == "open" and task.due_at < now),
-        "clause": task.clause, "state": task.state, "created_at": _iso(task.created_at),
-        "case_title": task.instance.title if task.instance else None,
+        "id": ident, "instance": instance, "name": name, "title": title, "lane": lane, "assignee": assignee,
+        "group": group, "due_at": _iso(due_at), "overdue": bool(due_at and state == "open" and due_at < CLOCK.now()),
+        "clause": clause, "state": state, "created_at": _iso(created_at), "case_title": case_title,
     }
+
+
+# The lists are read with Core statements built once (columns, not objects: the ORM's loading costs more than
+# the query). Each row is _task_item's fields in order.
+_TASK: Table = HumanTask.__table__  # type: ignore[assignment]
+_CASE: Table = ProcessInstance.__table__  # type: ignore[assignment]
+_PERSON: Table = Person.__table__  # type: ignore[assignment]
+_TASK_ITEMS = (select(_TASK.c.id, _TASK.c.instance_id, _TASK.c.name, _TASK.c.title, _TASK.c.lane, _PERSON.c.username,
+                      _TASK.c.assigned_group, _TASK.c.due_at, _TASK.c.clause, _TASK.c.state, _TASK.c.created_at,
+                      _CASE.c.title)
+               .select_from(_TASK.join(_CASE, _CASE.c.id == _TASK.c.instance_id)
+                            .outerjoin(_PERSON, _PERSON.c.id == _TASK.c.assignee_id))
+               .where(_TASK.c.state == "open").order_by(_TASK.c.id))
+_OPEN_TASKS_OF_CASE = _TASK_ITEMS.where(_TASK.c.instance_id == bindparam("instance_id"))
+_TIMER: Table = Timer.__table__  # type: ignore[assignment]
+_TIMERS_OF_CASE = (select(_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at)
+                   .where(_TIMER.c.instance_id == bindparam("instance_id"), _TIMER.c.state.in_(("waiting", "claimed")))
+                   .order_by(_TIMER.c.due_at))
+_EVENT: Table = AuditEvent.__table__  # type: ignore[assignment]
+_EVENTS_OF_CASE = (select(_EVENT.c.at, _EVENT.c.actor, _EVENT.c.kind, _EVENT.c.detail)
+                   .where(_EVENT.c.instance_id == bindparam("instance_id")).order_by(_EVENT.c.id))
+_DEFINITION: Table = ProcessDefinition.__table__  # type: ignore[assignment]
+_CASE_VIEW = (select(_CASE.c.id, _CASE.c.process_key, _DEFINITION.c.version, _CASE.c.title, _CASE.c.status,
+                     _CASE.c.data, _CASE.c.started_at, _CASE.c.started_by, _CASE.c.ended_at)
+              .select_from(_CASE.join(_DEFINITION, _DEFINITION.c.id == _CASE.c.definition_id))
+              .where(_CASE.c.id == bindparam("instance_id")))
 
 
 def inbox(
     session: Session, user: User, after: int | None = None, limit: int = 50
-) -> tuple[list[HumanTask], int | None]:
-    """Open tasks the user may work on, oldest first, keyset-paged by task id."""
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Open tasks the user may work on, oldest first, keyset-paged by task id, as task_dict shows them."""
     mine = []
     if user.person_id is not None:
-        mine.append(HumanTask.assignee_id == user.person_id)
+        mine.append(_TASK.c.assignee_id == user.person_id)
     groups = groups_of(session, user)
     if groups:
-        mine.append(HumanTask.assigned_group.in_(groups))
+        mine.append(_TASK.c.assigned_group.in_(groups))
     if not mine:
         return [], None
     # Of the case only its title is shown: never read its data or serialized workflow for a list.
-    query = (select(HumanTask).options(joinedload(HumanTask.assignee),
-                                       joinedload(HumanTask.instance).load_only(ProcessInstance.title))
-             .where(HumanTask.state == "open", or_(*mine)).order_by(HumanTask.id).limit(limit + 1))
+    query = _TASK_ITEMS.where(or_(*mine)).limit(limit + 1)
     if after is not None:
-        query = query.where(HumanTask.id > after)
-    rows = list(session.scalars(query))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        query = query.where(_TASK.c.id > after)
+    rows = session.connection().execute(query).all()
+    next_cursor = rows[limit - 1][0] if len(rows) > limit else None
+    return [_task_item(r) for r in rows[:limit]], next_cursor
 
 
 def get_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, bool]:
@@ -106,20 +137,32 @@ def get_instance(session: Session, user: User, instance_id: int) -> ProcessInsta
 
 def instance_dict(session: Session, row: ProcessInstance) -> dict[str, Any]:
     """A case as the API shows it: status, data, open tasks, waiting timers and the audit trail."""
-    tasks = session.scalars(select(HumanTask).options(joinedload(HumanTask.assignee))
-                            .where(HumanTask.instance_id == row.id, HumanTask.state == "open")
-                            .order_by(HumanTask.id)).all()
-    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state.in_(("waiting", "claimed")))
-                             .order_by(Timer.due_at)).all()
-    events = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
-                             .order_by(AuditEvent.id)).all()
+    return _case_view(session, row.id, row.process_key, row.definition.version, row.title, row.status, row.data,
+                      row.started_at, row.started_by, row.ended_at)
+
+
+def instance_view(session: Session, instance_id: int) -> dict[str, Any] | None:
+    """instance_dict of a case by id, read as columns (never its serialized workflow); None when there is none.
+    The caller has decided that the case may be seen."""
+    found = session.connection().execute(_CASE_VIEW, {"instance_id": instance_id}).first()
+    return None if found is None else _case_view(session, *found)
+
+
+def _case_view(session: Session, ident: int, process_key: str, version: int, title: str | None, status: str,
+               data: Any, started_at: datetime, started_by: str, ended_at: datetime | None) -> dict[str, Any]:
+    params = {"instance_id": ident}
+    session.flush()  # the statements below are Core: what this transaction has changed must be written first
+    write_pending(session)
+    conn = session.connection()
     return {
-        "id": row.id, "process": row.process_key, "version": row.definition.version, "title": row.title,
-        "status": row.status, "data": for_display(session, row, row.data), "started_at": _iso(row.started_at),
-        "started_by": row.started_by, "ended_at": _iso(row.ended_at),
-        "tasks": [task_dict(t) for t in tasks],
-        "timers": [{"name": t.name, "element": t.element, "due_at": _iso(t.due_at)} for t in timers],
-        "events": [{"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events],
+        "id": ident, "process": process_key, "version": version, "title": title, "status": status,
+        "data": display_data(session, process_key, ident, data), "started_at": _iso(started_at),
+        "started_by": started_by, "ended_at": _iso(ended_at),
+        "tasks": [_task_item(t) for t in conn.execute(_OPEN_TASKS_OF_CASE, params)],
+        "timers": [{"name": t[0], "element": t[1], "due_at": _iso(t[2])}
+                   for t in conn.execute(_TIMERS_OF_CASE, params)],
+        "events": [{"at": _iso(e[0]), "actor": e[1], "kind": e[2], "detail": e[3]}
+                   for e in conn.execute(_EVENTS_OF_CASE, params)],
     }
 
 

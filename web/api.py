@@ -27,7 +27,6 @@ from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
 from engine.definitions import latest_definition, list_latest, read_bundle
 from engine.errors import Invalid, NotFound, Problem
-from engine.models import ProcessInstance
 from engine.ratelimit import (
     FAILURES_PER_USERNAME,
     TOKEN_PER_CLIENT,
@@ -314,13 +313,12 @@ def _instance_response(instance_id: int, status: int = 200, worked_on: bool = Fa
     """The case as JSON. `worked_on`: the caller has just completed one of its tasks, which is itself a reason
     to see the case (engine.access.instance_filter), so that is not asked again."""
     with services().db.read() as s:
-        if worked_on:
-            row = s.get(ProcessInstance, instance_id)
-            if row is None:
-                raise NotFound("no such case")
-        else:
-            row = queries.get_instance(s, api_user(), instance_id)
-        return jsonify(queries.instance_dict(s, row)), status
+        if not worked_on:
+            queries.get_instance(s, api_user(), instance_id)  # NotFound unless the caller may see it
+        case = queries.instance_view(s, instance_id)
+    if case is None:
+        raise NotFound("no such case")
+    return jsonify(case), status
 
 
 @bp.post("/instances")
@@ -377,9 +375,8 @@ def tasks() -> ResponseReturnValue:
     """Open tasks the caller may work on, oldest first, as pages of `items` with a `next` cursor."""
     page = query(Page)
     with services().db.read() as s:
-        rows, next_cursor = queries.inbox(s, api_user(), after=int(page.cursor) if page.cursor else None,
-                                          limit=page.limit)
-        items = [queries.task_dict(t) for t in rows]
+        items, next_cursor = queries.inbox(s, api_user(), after=int(page.cursor) if page.cursor else None,
+                                           limit=page.limit)
     return jsonify(items=items, next=str(next_cursor) if next_cursor is not None else None)
 
 

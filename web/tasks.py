@@ -48,8 +48,7 @@ def inbox() -> ResponseReturnValue:
     """Open tasks for the logged-in person and their groups."""
     after = request.args.get("after", type=int)
     with services().db.read() as s:
-        rows, next_cursor = queries.inbox(s, current_user(), after=after)
-        items = [queries.task_dict(t) for t in rows]
+        items, next_cursor = queries.inbox(s, current_user(), after=after)
     return render_template("inbox.html", items=items, next_cursor=next_cursor)
 
 
