@@ -13,6 +13,7 @@ and forgotten when it rolls back, so the history is exactly as transactional as 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, cast
 
 from sqlalchemy import Table, event
@@ -48,9 +49,20 @@ def write_pending(session: Session) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_query(state: ORMExecuteState) -> None:
-    if state.session.info.get(_PENDING) and state.is_select and _TABLE in find_tables(
-            cast(ClauseElement, state.statement), include_joins=True, include_selects=True):
+    if state.session.info.get(_PENDING) and state.is_select and _reads_history(state.statement):
         write_pending(state.session)
+
+
+def _reads_history(statement: Any) -> bool:
+    """Whether a statement reads `audit_event`; remembered for the statements the hot paths build once."""
+    known = _READS_HISTORY.get(statement)
+    if known is None:
+        known = _TABLE in find_tables(cast(ClauseElement, statement), include_joins=True, include_selects=True)
+        _READS_HISTORY[statement] = known
+    return known
+
+
+_READS_HISTORY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 @event.listens_for(Session, "before_flush")

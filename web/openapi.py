@@ -197,10 +197,7 @@ def _authenticate() -> User:
     if token is None:
         raise _unauthorized("a bearer token is required (POST /api/v1/auth/token)")
     with services().db.read() as s:
-        user = user_for_token(s, token)
-        if user is not None:
-            _ = user.person  # load what the views read before the session closes
-            s.expunge(user)
+        user = user_for_token(s, token)  # detached, with its person
     if user is None:
         raise _unauthorized("the token is unknown, expired or revoked")
     return user
