@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.models import HumanTask, Organisation, Person, User
@@ -80,10 +80,14 @@ def groups_of(session: Session, user: User) -> set[str]:
     """The task groups a login belongs to: its HR/OCPE roles, and 'ceo' for the CEO or a delegate."""
     groups = {r for r in user.roles if r in ("hr", "ocpe")}
     person = user.person
-    if person is not None and (person.ceo_delegate or session.scalars(
-            select(Organisation.id).where(Organisation.ceo_id == person.id)).first()):
+    if person is not None and (person.ceo_delegate or session.connection().execute(
+            _CEO_OF, {"person_id": person.id}).first()):
         groups.add("ceo")
     return groups
+
+
+_ORGANISATION: Table = Organisation.__table__  # type: ignore[assignment]
+_CEO_OF = select(_ORGANISATION.c.id).where(_ORGANISATION.c.ceo_id == bindparam("person_id")).limit(1)
 
 
 def may_work(session: Session, user: User, task: HumanTask) -> bool:

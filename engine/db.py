@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -44,10 +45,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")  # errors wrapped like any other
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    ping_idle = kwargs.pop("pool_pre_ping", None) is None  # an explicit pool_pre_ping wins over the idle ping
+    engine = create_engine(url, **kwargs)
+    if ping_idle:
+        _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection unused for this long is pinged before use (it may have been cut while it waited).
+PING_AFTER_IDLE_S = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use only when it has been idle a while.
+
+    SQLAlchemy's pool_pre_ping costs a round trip on every checkout, that is on every request. Connections in
+    steady use skip it; one that waited in the pool (a quiet night, a firewall's idle cut) is pinged and
+    replaced if dead. A server restart under load still fails the statements in flight once: the pool then
+    drops all its connections and the next request reconnects (and the failed one was a clean 503)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["ntpswf_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("ntpswf_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool replaces this connection and tries again
+            raise DisconnectionError(f"connection idle for {time.monotonic() - since:.0f} s is dead") from exc
+        if not alive:
+            raise DisconnectionError("connection failed its ping")
 
 
 class Database:
@@ -57,6 +90,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads on PostgreSQL run in autocommit: under READ COMMITTED a transaction gives a read nothing more
+        # (each statement sees its own snapshot), and it would cost a BEGIN and an end per view; ending one
+        # with ROLLBACK would also make psycopg drop every prepared statement of the connection. On SQLite
+        # a read is one deferred transaction (one snapshot for the whole view) that never takes the write lock.
+        options = {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {"ntpswf_readonly": True}
+        self.read_sessions = sessionmaker(self.engine.execution_options(**options), expire_on_commit=False)
+        event.listen(self.read_sessions, "before_flush", _refuse_write)
 
     @property
     def is_postgres(self) -> bool:
@@ -86,9 +126,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session for views (never commits)."""
-        session = self.sessions()
-        session.connection(execution_options={"ntpswf_readonly": True})
+        """A read-only session for views: it never writes (a change to a loaded object is an error at flush)."""
+        session = self.read_sessions()
         try:
             yield session
         finally:
@@ -99,6 +138,10 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (tests, shutdown)."""
         self.engine.dispose()
+
+
+def _refuse_write(session: Session, _context: Any, _instances: Any) -> None:
+    raise RuntimeError("a read session tried to write: changes belong in a unit of work")
 
 
 class UnitOfWork:
