@@ -5,6 +5,14 @@ the same transaction); the poll claims due rows with `FOR UPDATE SKIP LOCKED` on
 conditional UPDATE on SQLite, so several schedulers fire each timer once. A claim is a lease: a
 scheduler that dies mid-fire leaves the row claimable again when the lease runs out. A failing fire is
 retried with back-off; after the last attempt the row becomes a failed timer, an incident for admins.
+
+A claimed batch is fired in ONE transaction (issue #8): its cases are locked up front in id order (so two
+schedulers never deadlock on them), their timer rows are read in one query, their audit events are
+written in one INSERT, and one commit covers them all. Savepoints cost a quarter of the throughput, so the
+first pass has none: if a case raises, the batch is rolled back whole and fired again with a SAVEPOINT per
+case, so that the failing case is rolled back alone (and retried, then an incident, as before) while the
+others commit. A batch that fails as a whole (its lock, its commit) is fired case by case, one transaction
+each. A scheduler that dies mid-batch committed nothing of it: its claims are leases that run out.
 """
 
 from __future__ import annotations
@@ -18,14 +26,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.assignment import resolve_lane
+from engine.audit import write_pending
 from engine.clock import CLOCK
 from engine.models import HumanTask, ProcessInstance, Timer
 from engine.notify import group_members, notify, send_pending
-from engine.runtime import Runtime, audit
+from engine.runtime import FIRE_IN_BATCH, Runtime, audit
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +100,13 @@ class TimerService:
         """
         until = CLOCK.now() + self.policy.lease
         due = select(Timer.id).where(self._due_clause()).order_by(Timer.due_at).limit(self.policy.batch)
+        ids: Any = due.scalar_subquery()
         if self.runtime.db.is_postgres:
-            due = due.with_for_update(skip_locked=True)
-        stmt = (update(Timer).where(Timer.id.in_(due.scalar_subquery()), self._due_clause())
+            # A CTE with FOR UPDATE is evaluated once: as an IN subquery PostgreSQL may rescan it and claim
+            # more than `batch` rows (seen with batch=1).
+            locked = due.with_for_update(skip_locked=True).cte("due")
+            ids = select(locked.c.id).scalar_subquery()
+        stmt = (update(Timer).where(Timer.id.in_(ids), self._due_clause())
                 .values(state="claimed", claimed_until=until, claimed_by=self.worker, attempts=Timer.attempts + 1)
                 .returning(Timer.id, Timer.instance_id)
                 .execution_options(synchronize_session=False))
@@ -105,21 +118,66 @@ class TimerService:
     # ------------------------------------------------------------------ firing
 
     def _fire(self, claimed: list[tuple[int, int]]) -> int:
-        fired = 0
         by_instance: dict[int, list[int]] = {}
         for timer_id, instance_id in claimed:
             by_instance.setdefault(instance_id, []).append(timer_id)
-        for instance_id, timer_ids in by_instance.items():
+        ids = sorted(by_instance)
+        try:
+            try:
+                fired, failures = self._fire_batch(ids, savepoints=False)
+            except _CaseFailed as failed:  # rolled back whole; again, setting the failing case(s) aside
+                log.warning("case %s failed in a batch of %d; firing the batch again with a savepoint per case",
+                            failed.instance_id, len(ids))
+                fired, failures = self._fire_batch(ids, savepoints=True)
+        except Exception:  # the batch as a whole (its lock, its commit): nothing of it was written
+            log.exception("firing a batch of %d cases failed; firing them one by one", len(ids))
+            fired, failures = self._fire_each(ids)
+        for instance_id, exc in failures.items():  # retried, then an incident; never a silent stall
+            self._failed(by_instance[instance_id], exc)
+        return fired
+
+    def _fire_batch(self, instance_ids: list[int], savepoints: bool) -> tuple[int, dict[int, Exception]]:
+        """Fire the cases in one transaction; returns (timers fired, failures by case).
+
+        Without savepoints the first case that raises rolls the whole batch back (_CaseFailed). With
+        savepoints (one per case) a case that raises is rolled back alone and returned among the failures.
+        """
+        fired = 0
+        failures: dict[int, Exception] = {}
+        with self.runtime.db.unit_of_work() as uow:
+            batch = _Batch(self.runtime, uow.session, instance_ids, savepoints)
+            token = FIRE_IN_BATCH.set(batch.fire)
+            try:
+                for instance_id in instance_ids:
+                    try:
+                        fired += self.runtime.fire_timers(instance_id)
+                    except Exception as exc:
+                        if not savepoints:
+                            raise _CaseFailed(instance_id) from exc
+                        log.exception("firing timers of case %s failed", instance_id)
+                        failures[instance_id] = exc
+                        # Its savepoint is rolled back; forget what this session believes of its rows.
+                        uow.session.expire_all()
+            finally:
+                FIRE_IN_BATCH.reset(token)
+            uow.commit()
+        return fired, failures
+
+    def _fire_each(self, instance_ids: list[int]) -> tuple[int, dict[int, Exception]]:
+        """Fire the cases one transaction each (the fallback when a batch cannot commit)."""
+        fired = 0
+        failures: dict[int, Exception] = {}
+        for instance_id in instance_ids:
             try:
                 fired += self.runtime.fire_timers(instance_id)
-            except Exception as exc:  # any failure is retried, then becomes an incident; never a silent stall
+            except Exception as exc:
                 log.exception("firing timers of case %s failed", instance_id)
-                self._failed(timer_ids, exc)
-        return fired
+                failures[instance_id] = exc
+        return fired, failures
 
     def _failed(self, timer_ids: list[int], exc: Exception) -> None:
         with self.runtime.db.unit_of_work() as uow:
-            for timer in uow.session.scalars(select(Timer).where(Timer.id.in_(timer_ids))):
+            for timer in uow.session.scalars(select(Timer).where(Timer.id.in_(timer_ids)).order_by(Timer.id)):
                 timer.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 if timer.attempts >= self.policy.max_attempts:
                     timer.state = "failed"
@@ -163,6 +221,50 @@ class TimerService:
             if a.group:
                 people += group_members(s, a.group)
         return people
+
+
+class _CaseFailed(Exception):
+    """A case raised while its batch fired without savepoints: the batch is rolled back and fired again."""
+
+    def __init__(self, instance_id: int) -> None:
+        super().__init__(f"firing timers of case {instance_id} failed")
+        self.instance_id = instance_id
+
+
+class _Batch:
+    """The cases of one claimed batch, locked in id order and with their open timer rows, in one session."""
+
+    def __init__(self, runtime: Runtime, session: Session, instance_ids: list[int], savepoints: bool) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.savepoints = savepoints
+        # One statement locks them all, in id order: two schedulers holding cases of one case never deadlock
+        # (their claims are disjoint timer rows, but two timers of one case may go to two schedulers).
+        self.cases = {row.id: row for row in session.scalars(_LOCK_CASES, {"ids": instance_ids})}
+        self.timers: dict[int, list[Timer]] = {}
+        for timer in session.scalars(_TIMERS_OF_CASES, {"ids": instance_ids}):  # read after the lock
+            if timer.state in ("waiting", "claimed"):
+                self.timers.setdefault(timer.instance_id, []).append(timer)
+
+    def fire(self, instance_id: int) -> int:
+        """Fire one case in the batch's transaction, in a savepoint of its own when the batch has them."""
+        row = self.cases.get(instance_id)
+        if row is None or row.status != "running":
+            return 0
+        timers = self.timers.get(instance_id, [])
+        if not self.savepoints:  # the events stay pending: one INSERT for the whole batch at its commit
+            return self.runtime.fire_locked(self.session, row, timers)
+        # Write the earlier cases' events first: rolling back to the savepoint drops the session's pending
+        # events (audit's after_rollback), which must then be this case's only.
+        write_pending(self.session)
+        with self.session.begin_nested():
+            return self.runtime.fire_locked(self.session, row, timers)
+
+
+_LOCK_CASES = (select(ProcessInstance).where(ProcessInstance.id.in_(bindparam("ids", expanding=True)))
+               .order_by(ProcessInstance.id).with_for_update().execution_options(populate_existing=True))
+# By case only (ix_timer_instance): with a state condition SQLite may walk ix_timer_state_due's waiting rows.
+_TIMERS_OF_CASES = select(Timer).where(Timer.instance_id.in_(bindparam("ids", expanding=True))).order_by(Timer.id)
 
 
 def failed_timers(session: Session) -> list[Timer]:
