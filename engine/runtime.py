@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -112,9 +114,10 @@ class Runtime:
             row.definition = definition
             started = {"process": definition.key, "version": definition.version, "data": data}
             # The row is inserted with its first state by the save (one INSERT); it has no task rows yet.
-            self._run(session, Loaded(row, wf, frozenset(), started=started), actor)
+            loaded = Loaded(row, wf, frozenset(), started=started)
+            self._run(session, loaded, actor)
             uow.commit()
-            return row.id
+            return loaded.row.id
 
     def complete_task(self, user: User, task_id: int, data: dict[str, Any]) -> int:
         """Complete an open user task with the form data; returns the instance id."""
@@ -197,25 +200,40 @@ class Runtime:
             uow.commit()
 
     def fire_timers(self, instance_id: int) -> int:
-        """Let the instance's due timers fire; returns how many timer rows were fired."""
+        """Let the instance's due timers fire; returns how many timer rows were fired.
+
+        On its own this is one transaction. While the timer service fires a claimed batch (FIRE_IN_BATCH is
+        set), the case is fired by the batch instead: in a SAVEPOINT of the batch's one transaction.
+        """
+        in_batch = FIRE_IN_BATCH.get()
+        if in_batch is not None:
+            return in_batch(instance_id)
         with self.db.unit_of_work() as uow:
             session = uow.session
             row = _lock_instance(session, instance_id)
             if row is None or row.status != "running":
                 return 0
-            loaded = self.load(session, row)
-            now = CLOCK.now()
-            rows = _timer_rows(session, row.id)
-            before = [(t, t.due_at) for t in rows if t.state in ("waiting", "claimed") and t.due_at < now]
-            loaded.workflow.refresh_timers()
-            self._run(session, loaded, TIMER_ACTOR, rows)
-            # Gone, or (a cycle) moved on to its next due time: either way it fired.
-            fired = [(t, due) for t, due in before if t.state != "waiting" or t.due_at != due]
-            for t, due in fired:
-                audit(session, row.id, TIMER_ACTOR, "timer_fired", element=t.element, name=t.name,
-                      due_at=due.isoformat())
+            fired = self.fire_locked(session, row, _timer_rows(session, row.id))
             uow.commit()
-            return len(fired)
+            return fired
+
+    def fire_locked(self, session: Session, row: ProcessInstance, timer_rows: list[Timer]) -> int:
+        """Fire a running case's due timers in the caller's transaction (no commit); returns timer rows fired.
+
+        The caller holds the case (`_lock_instance`, or the batch's ordered lock) and read `timer_rows`, the
+        case's waiting and claimed timer rows (others may be included; they are ignored), after taking it.
+        """
+        loaded = self.load(session, row)
+        now = CLOCK.now()
+        before = [(t, t.due_at) for t in timer_rows if t.state in ("waiting", "claimed") and t.due_at < now]
+        loaded.workflow.refresh_timers()
+        self._run(session, loaded, TIMER_ACTOR, timer_rows)
+        # Gone, or (a cycle) moved on to its next due time: either way it fired.
+        fired = [(t, due) for t, due in before if t.state != "waiting" or t.due_at != due]
+        for t, due in fired:
+            audit(session, row.id, TIMER_ACTOR, "timer_fired", element=t.element, name=t.name,
+                  due_at=due.isoformat())
+        return len(fired)
 
     # ------------------------------------------------------------------ internals
 
@@ -243,7 +261,7 @@ class Runtime:
 
     def latest_definition(self, session: Session, key: str) -> ProcessDefinition | None:
         """The newest version of a process (its id is read; its row comes from this process's copy)."""
-        ident = session.scalar(_LATEST_ID, {"key": key})
+        ident = session.connection().execute(_LATEST_ID, {"key": key}).scalar()
         return None if ident is None else self._definition(session, ident, key)
 
     def _definition(self, session: Session, ident: int, key: str) -> ProcessDefinition | None:
@@ -291,10 +309,7 @@ class Runtime:
         if finished:
             values["status"], values["ended_at"] = "completed", now
         if inspect(row).key is None:  # a new case: one INSERT with its first state
-            for key, value in values.items():
-                setattr(row, key, value)
-            session.add(row)
-            session.flush()
+            loaded.row = row = _insert_case(session, row, values)
         else:
             _write_instance(session, row, values)
         if loaded.started is not None:
@@ -416,6 +431,15 @@ def _write_instance(session: Session, row: ProcessInstance, values: dict[str, An
     set_committed_value(row, "lock_version", version + 1)
 
 
+def _insert_case(session: Session, draft: ProcessInstance, values: dict[str, Any]) -> ProcessInstance:
+    """INSERT a new case (drafted by start) with its first state; the persistent row that replaces the draft."""
+    columns = {c.key: getattr(draft, c.key) for c in _INSTANCE.columns if c.key != "id"}
+    columns.update(values, error=None, lock_version=1)
+    row = insert_row(session, ProcessInstance, **columns)
+    set_committed_value(row, "definition", draft.definition)
+    return row
+
+
 def write_row(session: Session, obj: Any, **values: Any) -> None:
     """UPDATE one row by primary key with a Core statement and record the values as its committed state."""
     table = type(obj).__table__
@@ -453,11 +477,17 @@ _LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("ins
 _TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
                   .where(HumanTask.id == bindparam("task_id"))
                   .with_for_update(of=_INSTANCE).execution_options(populate_existing=True))
-_LATEST_ID = (select(ProcessDefinition.id).where(ProcessDefinition.key == bindparam("key"))
-              .order_by(ProcessDefinition.version.desc()).limit(1))
+_DEFINITIONS: Table = ProcessDefinition.__table__  # type: ignore[assignment]
+_LATEST_ID = (select(_DEFINITIONS.c.id).where(_DEFINITIONS.c.key == bindparam("key"))
+              .order_by(_DEFINITIONS.c.version.desc()).limit(1))
 _TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
 _UPDATES: dict[Any, Any] = {}
 _INSERTS: dict[Any, Any] = {}
+
+
+#: Set (per thread/context) by the timer service while it fires a claimed batch in one transaction: how
+#: `fire_timers` fires a case there (in a savepoint of that transaction). None: each call is its own transaction.
+FIRE_IN_BATCH: ContextVar[Callable[[int], int] | None] = ContextVar("ntpswf_fire_in_batch", default=None)
 
 
 def _lock_instance(session: Session, instance_id: int) -> ProcessInstance | None:
