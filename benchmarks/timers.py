@@ -132,7 +132,7 @@ def main() -> None:
             _wait_until_started(processes, due_at - timedelta(seconds=1))
         else:
             scheduler = BackgroundScheduler(timezone="UTC")
-            scheduler.add_job(service.poll, "interval", seconds=runtime.settings.timer_poll_seconds,
+            scheduler.add_job(service.tick, "interval", seconds=runtime.settings.timer_poll_seconds,
                               max_instances=1, coalesce=True, id="poll")
             scheduler.start()
         visible: list[tuple[float, int]] = []  # (seconds after due, cases completed and committed)
