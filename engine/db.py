@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if ":memory:" not in url:  # checkpoints are Checkpointer's; a commit does one only past this size
+                cur.execute(f"PRAGMA wal_autocheckpoint={WAL_FALLBACK_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -52,6 +55,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if ping_idle:
         _ping_when_idle(engine)
     return engine
+
+
+#: SQLite: how often the background checkpoint runs, and the WAL size (pages) at which a commit checkpoints
+#: itself anyway (should the background one fall behind or not run).
+CHECKPOINT_EVERY_S = 0.5
+WAL_FALLBACK_PAGES = 20_000
+
+
+class Checkpointer:
+    """Copies SQLite's write-ahead log into the database file in a background thread.
+
+    SQLite otherwise makes the commit that fills the log past 1,000 pages do it, with an fsync: every hundred
+    or so completions one request took 15 to 40 ms longer. A PASSIVE checkpoint never blocks readers or
+    writers, and pysqlite releases the GIL while it works, so requests do not wait for it."""
+
+    def __init__(self, engine: Engine, every: float = CHECKPOINT_EVERY_S) -> None:
+        self.engine = engine
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ntpswf-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """One PASSIVE checkpoint on a pooled connection (autocommit: no transaction, no write lock)."""
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+            finally:
+                conn.close()
+        except Exception as exc:  # a full disk or a locked file: the next round (or a commit) checkpoints
+            log.debug("background checkpoint failed: %s", exc)
+
+    def stop(self) -> None:
+        """Stop the thread (dispose)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
 #: A pooled connection unused for this long is pinged before use (it may have been cut while it waited).
@@ -97,6 +142,8 @@ class Database:
         options = {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {"ntpswf_readonly": True}
         self.read_sessions = sessionmaker(self.engine.execution_options(**options), expire_on_commit=False)
         event.listen(self.read_sessions, "before_flush", _refuse_write)
+        file_sqlite = self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+        self.checkpointer = Checkpointer(self.engine) if file_sqlite else None
 
     @property
     def is_postgres(self) -> bool:
@@ -136,7 +183,9 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
-        """Close pooled connections (tests, shutdown)."""
+        """Stop the background checkpoint and close pooled connections (tests, shutdown)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
 
 
