@@ -19,9 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FULL = os.environ.get("NTPSWF_BENCH_FULL") == "1"
 HTTP = ["100000", "10000", "2000"] if FULL else ["5000", "1000", "1000"]
+TIMERS = ["100000", "1000"] if FULL else ["20000", "300"]
 SUITE = [
     ("Engine throughput vs bare SpiffWorkflow", ["engine.py", "1000" if FULL else "200"]),
-    ("Timers: due -> fired, throughput, idle poll", ["timers.py", *(["100000", "1000"] if FULL else ["20000", "300"])]),
+    ("Timers: due -> fired, throughput, idle poll", ["timers.py", *TIMERS]),
     ("Storage per case", ["storage.py"]),
     ("HTTP load, SQLite, 1 process", ["http_load.py", *HTTP]),
 ]
@@ -32,7 +33,9 @@ def main() -> None:
     suite = list(SUITE)
     if postgres:
         suite += [("HTTP load, PostgreSQL, 1 process", ["http_load.py", *HTTP, postgres, "1"]),
-                  ("HTTP load, PostgreSQL, 2 processes", ["http_load.py", *HTTP, postgres, "2"])]
+                  ("HTTP load, PostgreSQL, 2 processes", ["http_load.py", *HTTP, postgres, "2"]),
+                  ("Timers, PostgreSQL, 2 scheduler processes",
+                   ["timers.py", *TIMERS, postgres, "--schedulers", "2"])]
     sections = []
     for title, args in suite:
         print(f"== {title}", flush=True)
