@@ -102,20 +102,27 @@ def test_reliability_a_postgresql_connection_cut_while_busy_fails_once_then_the_
 def test_scale_sqlite_checkpoints_in_the_background_not_in_a_request(tmp_path: Path) -> None:
     # A commit that fills the write-ahead log used to copy it into the database file itself, with an fsync
     # (15-40 ms for one request in every hundred or so). The checkpointer thread does it instead.
-    db = Database(f"sqlite:///{tmp_path / 'wal.sqlite3'}")
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    main_file = tmp_path / "wal.sqlite3"
+    writer = Database(url)
     try:
-        Base.metadata.create_all(db.engine)
-        main_file = tmp_path / "wal.sqlite3"
+        assert writer.checkpointer is not None
+        writer.checkpointer.stop()  # so that only the commit itself could copy the log
+        Base.metadata.create_all(writer.engine)
         before = main_file.stat().st_size
-        with db.unit_of_work() as uow:  # ~2 MB, far below the size at which a commit checkpoints itself
+        with writer.unit_of_work() as uow:  # ~2 MB, far below the size at which a commit checkpoints itself
             uow.session.add_all(Person(username=f"p{i}", name="x" * 1000, email=f"p{i}@example.org",
                                        classification="AO5") for i in range(2000))
             uow.commit()
         assert main_file.stat().st_size == before  # the commit left it in the log
-        deadline = time.monotonic() + 10 * engine.db.CHECKPOINT_EVERY_S
-        while main_file.stat().st_size == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert main_file.stat().st_size > before + 1_000_000  # copied in by the background checkpoint
+        background = Database(url)  # a process with its checkpointer running
+        try:
+            deadline = time.monotonic() + 10 * engine.db.CHECKPOINT_EVERY_S
+            while main_file.stat().st_size == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert main_file.stat().st_size > before + 1_000_000  # copied in by the background checkpoint
+        finally:
+            background.dispose()
+        assert background.checkpointer is not None and not background.checkpointer._thread.is_alive()
     finally:
-        db.dispose()
-    assert db.checkpointer is not None and not db.checkpointer._thread.is_alive()  # dispose stops it
+        writer.dispose()
