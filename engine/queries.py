@@ -63,7 +63,7 @@ _TASK_ITEMS = (select(_TASK.c.id, _TASK.c.instance_id, _TASK.c.name, _TASK.c.tit
                .where(_TASK.c.state == "open").order_by(_TASK.c.id))
 _OPEN_TASKS_OF_CASE = _TASK_ITEMS.where(_TASK.c.instance_id == bindparam("instance_id"))
 _TIMER: Table = Timer.__table__  # type: ignore[assignment]
-_TIMERS_OF_CASE = (select(_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at)
+_WAITING_TIMERS_OF_CASE = (select(_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at)
                    .where(_TIMER.c.instance_id == bindparam("instance_id"), _TIMER.c.state.in_(("waiting", "claimed")))
                    .order_by(_TIMER.c.due_at))
 _EVENT: Table = AuditEvent.__table__  # type: ignore[assignment]
@@ -160,7 +160,7 @@ def _case_view(session: Session, ident: int, process_key: str, version: int, tit
         "started_by": started_by, "ended_at": _iso(ended_at),
         "tasks": [_task_item(t) for t in conn.execute(_OPEN_TASKS_OF_CASE, params)],
         "timers": [{"name": t[0], "element": t[1], "due_at": _iso(t[2])}
-                   for t in conn.execute(_TIMERS_OF_CASE, params)],
+                   for t in conn.execute(_WAITING_TIMERS_OF_CASE, params)],
         "events": [{"at": _iso(e[0]), "actor": e[1], "kind": e[2], "detail": e[3]}
                    for e in conn.execute(_EVENTS_OF_CASE, params)],
     }

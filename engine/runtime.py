@@ -203,7 +203,8 @@ class Runtime:
         """Let the instance's due timers fire; returns how many timer rows were fired.
 
         On its own this is one transaction. While the timer service fires a claimed batch (FIRE_IN_BATCH is
-        set), the case is fired by the batch instead: in a SAVEPOINT of the batch's one transaction.
+        set), the case is fired by the batch instead, in the batch's one transaction (in a savepoint of its own
+        when the batch is run again because a case failed).
         """
         in_batch = FIRE_IN_BATCH.get()
         if in_batch is not None:
@@ -486,7 +487,7 @@ _INSERTS: dict[Any, Any] = {}
 
 
 #: Set (per thread/context) by the timer service while it fires a claimed batch in one transaction: how
-#: `fire_timers` fires a case there (in a savepoint of that transaction). None: each call is its own transaction.
+#: `fire_timers` fires a case there (engine.timers._Batch.fire). None: each call is its own transaction.
 FIRE_IN_BATCH: ContextVar[Callable[[int], int] | None] = ContextVar("ntpswf_fire_in_batch", default=None)
 
 

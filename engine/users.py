@@ -87,6 +87,9 @@ def user_for_token(session: Session, token: str) -> User | None:
     return user
 
 
+_M = TypeVar("_M", User, Person)
+
+
 def _detached(model: type[_M], values: dict[str, Any]) -> _M:
     """A mapped object with every column loaded, as if read by a session that has closed since."""
     obj = model(**values)
@@ -94,11 +97,6 @@ def _detached(model: type[_M], values: dict[str, Any]) -> _M:
     return obj
 
 
-def _token_row(session: Session, token: str) -> ApiToken | None:
-    return session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
-
-
-_M = TypeVar("_M", User, Person)
 _USER: Table = User.__table__  # type: ignore[assignment]
 _PERSON: Table = Person.__table__  # type: ignore[assignment]
 _TOKEN: Table = ApiToken.__table__  # type: ignore[assignment]
@@ -111,7 +109,7 @@ _TOKEN_LOGIN = (select(_TOKEN.c.revoked_at, _TOKEN.c.expires_at, *(c.label(f"u__
 
 def revoke_token(session: Session, token: str) -> bool:
     """Revoke a token; True when it existed."""
-    row = _token_row(session, token)
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_digest(token))).first()
     if row is None:
         return False
     row.revoked_at = CLOCK.now()

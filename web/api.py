@@ -313,9 +313,10 @@ def _instance_response(instance_id: int, status: int = 200, worked_on: bool = Fa
     """The case as JSON. `worked_on`: the caller has just completed one of its tasks, which is itself a reason
     to see the case (engine.access.instance_filter), so that is not asked again."""
     with services().db.read() as s:
-        if not worked_on:
-            queries.get_instance(s, api_user(), instance_id)  # NotFound unless the caller may see it
-        case = queries.instance_view(s, instance_id)
+        if worked_on:
+            case = queries.instance_view(s, instance_id)
+        else:  # the row read to decide visibility (NotFound) is the one shown: the case is read once
+            case = queries.instance_dict(s, queries.get_instance(s, api_user(), instance_id))
     if case is None:
         raise NotFound("no such case")
     return jsonify(case), status
