@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from engine.models import HumanTask, Organisation, Person, User
+from engine.models import HumanTask, Organisation, Person, User, table_of
 
 #: Lane name -> how it resolves. Case data may name a person for a lane in `assign` (e.g. an officer the
 #: CEO appointed instead of the supervisor's manager, D19-7/8), which wins over the people records.
@@ -86,7 +86,7 @@ def groups_of(session: Session, user: User) -> set[str]:
     return groups
 
 
-_ORGANISATION: Table = Organisation.__table__  # type: ignore[assignment]
+_ORGANISATION = table_of(Organisation)
 _CEO_OF = select(_ORGANISATION.c.id).where(_ORGANISATION.c.ceo_id == bindparam("person_id")).limit(1)
 
 

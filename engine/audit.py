@@ -16,16 +16,16 @@ from __future__ import annotations
 import weakref
 from typing import Any, cast
 
-from sqlalchemy import Table, event
+from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from engine.clock import CLOCK
-from engine.models import AuditEvent
+from engine.models import AuditEvent, table_of
 
 _PENDING = "ntpswf_audit"
-_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+_TABLE = table_of(AuditEvent)
 
 
 def audit(session: Session, instance_id: int | None, actor: str, kind: str, **detail: Any) -> None:

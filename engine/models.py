@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -47,6 +48,20 @@ class Base(DeclarativeBase):
     """Declarative base for every table."""
 
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed, for the statements that read and write columns rather than objects."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def column_length(model: type[Base], column: str) -> int:
+    """The most characters a text column holds (PostgreSQL refuses more; SQLite would store them)."""
+    kind = table_of(model).c[column].type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
 
 
 class Organisation(Base):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from engine.access import instance_filter, may_view_instance, person_filter
@@ -25,6 +25,7 @@ from engine.models import (
     ProcessInstance,
     Timer,
     User,
+    table_of,
 )
 from engine.users import person_fields
 
@@ -52,9 +53,9 @@ def _task_item(fields: Sequence[Any]) -> dict[str, Any]:
 
 # The lists are read with Core statements built once (columns, not objects: the ORM's loading costs more than
 # the query). Each row is _task_item's fields in order.
-_TASK: Table = HumanTask.__table__  # type: ignore[assignment]
-_CASE: Table = ProcessInstance.__table__  # type: ignore[assignment]
-_PERSON: Table = Person.__table__  # type: ignore[assignment]
+_TASK = table_of(HumanTask)
+_CASE = table_of(ProcessInstance)
+_PERSON = table_of(Person)
 _TASK_ITEMS = (select(_TASK.c.id, _TASK.c.instance_id, _TASK.c.name, _TASK.c.title, _TASK.c.lane, _PERSON.c.username,
                       _TASK.c.assigned_group, _TASK.c.due_at, _TASK.c.clause, _TASK.c.state, _TASK.c.created_at,
                       _CASE.c.title)
@@ -62,14 +63,14 @@ _TASK_ITEMS = (select(_TASK.c.id, _TASK.c.instance_id, _TASK.c.name, _TASK.c.tit
                             .outerjoin(_PERSON, _PERSON.c.id == _TASK.c.assignee_id))
                .where(_TASK.c.state == "open").order_by(_TASK.c.id))
 _OPEN_TASKS_OF_CASE = _TASK_ITEMS.where(_TASK.c.instance_id == bindparam("instance_id"))
-_TIMER: Table = Timer.__table__  # type: ignore[assignment]
+_TIMER = table_of(Timer)
 _WAITING_TIMERS_OF_CASE = (select(_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at)
                    .where(_TIMER.c.instance_id == bindparam("instance_id"), _TIMER.c.state.in_(("waiting", "claimed")))
                    .order_by(_TIMER.c.due_at))
-_EVENT: Table = AuditEvent.__table__  # type: ignore[assignment]
+_EVENT = table_of(AuditEvent)
 _EVENTS_OF_CASE = (select(_EVENT.c.at, _EVENT.c.actor, _EVENT.c.kind, _EVENT.c.detail)
                    .where(_EVENT.c.instance_id == bindparam("instance_id")).order_by(_EVENT.c.id))
-_DEFINITION: Table = ProcessDefinition.__table__  # type: ignore[assignment]
+_DEFINITION = table_of(ProcessDefinition)
 _CASE_VIEW = (select(_CASE.c.id, _CASE.c.process_key, _DEFINITION.c.version, _CASE.c.title, _CASE.c.status,
                      _CASE.c.data, _CASE.c.started_at, _CASE.c.started_by, _CASE.c.ended_at)
               .select_from(_CASE.join(_DEFINITION, _DEFINITION.c.id == _CASE.c.definition_id))

@@ -29,7 +29,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, bindparam, insert, inspect, select, update
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -44,7 +44,7 @@ from engine.definitions import SPECS
 from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.forms import validate
 from engine.hooks import hooks_for, load_process_modules
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance, Timer, User
+from engine.models import Base, HumanTask, ProcessDefinition, ProcessInstance, Timer, User, table_of
 from engine.scripthelpers import script_helpers
 from engine.scripts import ScriptError, make_script_engine
 
@@ -457,19 +457,19 @@ def insert_row(session: Session, model: type[_T], **values: Any) -> _T:
 
     `values` must name every column but the key: a column left out would be loaded again on first read.
     """
-    table = model.__table__  # type: ignore[attr-defined]
+    table = table_of(model)
     stmt = _INSERTS.get(table)
     if stmt is None:
         stmt = _INSERTS[table] = insert(table).returning(table.c.id)
     ident = session.connection().execute(stmt, values).scalar_one()
-    obj = model(id=ident, **values)  # type: ignore[call-arg]
+    obj = model(id=ident, **values)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
 
 
 # Statements built once: their values come as parameters, so SQLAlchemy's compiled cache always hits.
-_INSTANCE: Table = ProcessInstance.__table__  # type: ignore[assignment]
+_INSTANCE = table_of(ProcessInstance)
 _VERSIONED_UPDATE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id"),
                                             _INSTANCE.c.lock_version == bindparam("row_version"))
 # A case holding its row lock (PostgreSQL; SQLite's write transaction is exclusive), and a task with its case so.
@@ -478,7 +478,7 @@ _LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("ins
 _TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
                   .where(HumanTask.id == bindparam("task_id"))
                   .with_for_update(of=_INSTANCE).execution_options(populate_existing=True))
-_DEFINITIONS: Table = ProcessDefinition.__table__  # type: ignore[assignment]
+_DEFINITIONS = table_of(ProcessDefinition)
 _LATEST_ID = (select(_DEFINITIONS.c.id).where(_DEFINITIONS.c.key == bindparam("key"))
               .order_by(_DEFINITIONS.c.version.desc()).limit(1))
 _TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
@@ -519,9 +519,9 @@ def apply_data_changes(wf: BpmnWorkflow, changes: dict[str, Any]) -> None:
         wf.last_task.data.update(changes)
 
 
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound=Base)
 _TIMER_SPECS: dict[int, bool] = {}
-_DEFINITION_COLUMNS = tuple(ProcessDefinition.__table__.columns)
+_DEFINITION_COLUMNS = tuple(table_of(ProcessDefinition).columns)
 
 
 def _uses_timers(row: ProcessInstance) -> bool:

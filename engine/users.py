@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.clock import CLOCK
 from engine.errors import Conflict, Invalid, NotFound, Problem
-from engine.models import ROLES, ApiToken, Organisation, Person, User
+from engine.models import ROLES, ApiToken, Organisation, Person, User, column_length, table_of
 
 TOKEN_LIFETIME = timedelta(hours=12)
 NO_PASSWORD = "!"  # noqa: S105 - not a password: a hash value no password can match
@@ -97,9 +97,9 @@ def _detached(model: type[_M], values: dict[str, Any]) -> _M:
     return obj
 
 
-_USER: Table = User.__table__  # type: ignore[assignment]
-_PERSON: Table = Person.__table__  # type: ignore[assignment]
-_TOKEN: Table = ApiToken.__table__  # type: ignore[assignment]
+_USER = table_of(User)
+_PERSON = table_of(Person)
+_TOKEN = table_of(ApiToken)
 _TOKEN_LOGIN = (select(_TOKEN.c.revoked_at, _TOKEN.c.expires_at, *(c.label(f"u__{c.key}") for c in _USER.columns),
                        *(c.label(f"p__{c.key}") for c in _PERSON.columns))
                 .select_from(_TOKEN.join(_USER, _USER.c.id == _TOKEN.c.user_id)
@@ -138,6 +138,18 @@ class PersonInput:
     ceo_delegate: bool = False
 
 
+#: The longest value each text field of a person may hold: its column's length (PostgreSQL refuses longer).
+_LONGEST = {**{name: column_length(Person, name) for name in ("username", "name", "email", "classification",
+                                                            "pay_point")},
+            "organisation": column_length(Organisation, "code"),
+            "supervisor": column_length(Person, "username"), "manager": column_length(Person, "username")}
+
+
+def is_username(text: str) -> bool:
+    """A login name: letters of any script, digits, '.', '_' and '-' (at least one letter or digit)."""
+    return text.replace(".", "").replace("_", "").replace("-", "").isalnum()
+
+
 def parse_person(payload: Any) -> PersonInput:
     """Check a person payload field by field; raise Invalid naming each bad field."""
     if not isinstance(payload, dict):
@@ -150,9 +162,12 @@ def parse_person(payload: Any) -> PersonInput:
         value = payload.get(name)
         if value is not None and not isinstance(value, str):
             problems.append(Problem("Must be a string.", field=name))
+    for name, longest in _LONGEST.items():
+        value = payload.get(name)
+        if isinstance(value, str) and len(value.strip()) > longest:
+            problems.append(Problem(f"at most {longest} characters", field=name))
     username = payload.get("username")
-    if isinstance(username, str) and username and not username.replace(".", "").replace("_", "").replace(
-            "-", "").isalnum():
+    if isinstance(username, str) and username.strip() and not is_username(username.strip()):
         problems.append(Problem("letters, digits, '.', '_' and '-' only", field="username"))
     email = payload.get("email")
     if isinstance(email, str) and email and "@" not in email:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
@@ -34,10 +33,11 @@ from engine.ratelimit import (
     RateLimited,
     exchange_password_for_token,
 )
-from engine.users import create_user, get_person, parse_person, person_dict, revoke_token, save_person
+from engine.users import create_user, get_person, is_username, parse_person, person_dict, revoke_token, save_person
 from web import services
 from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
 from web.openapi_models import (
+    MAX_ID,
     CompleteIn,
     DeployOut,
     InstanceFilters,
@@ -75,8 +75,7 @@ def _links(code: int, **links: tuple[str, str, str]) -> dict[str, Any]:
 _TASK_LINKS = {"ShowTask": ("show_task", "task_id", "/tasks/0/id"),
                "CompleteTask": ("complete_task", "task_id", "/tasks/0/id")}
 #: Integer ids in URLs stop at PostgreSQL's `integer`; anything larger is simply not found.
-ID = "int(max=2147483647)"
-_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
+ID = f"int(max={MAX_ID})"
 
 
 @bp.errorhandler(ApiError)
@@ -222,7 +221,7 @@ def people() -> ResponseReturnValue:
 
 def _username(username: str) -> str:
     """A username from the URL; one that cannot exist is simply not found."""
-    if not _USERNAME.fullmatch(username):
+    if len(username) > 80 or not is_username(username):
         raise NotFound("no such person")
     return username
 
@@ -265,7 +264,7 @@ def _next_link(cursor: int, limit: int) -> str:
 def processes() -> ResponseReturnValue:
     """The newest version of every deployed process, by key; paged with `limit` and the Link header."""
     page = query(Page)
-    start = int(page.cursor or 0)
+    start = page.cursor or 0
     with services().db.read() as s:
         rows = list_latest(s)
         items = [{"key": d.key, "version": d.version, "name": d.name, "deployed_at": d.deployed_at.isoformat(),
@@ -354,11 +353,10 @@ def instances() -> ResponseReturnValue:
     started_from, started_before = _day_start(filters.started_after, zone), _day_start(filters.started_before, zone)
     if started_from is not None and started_before is not None and started_before <= started_from:
         raise _bad_query("started_before", "Must be a later day than started_after.")
-    cursor = int(filters.cursor) if filters.cursor else None
     with services().db.read() as s:
         items, last = queries.instance_page(
             s, api_user(), process=filters.process, status=filters.status, subject=filters.subject,
-            started_from=started_from, started_before=started_before, before_id=cursor, limit=filters.limit)
+            started_from=started_from, started_before=started_before, before_id=filters.cursor, limit=filters.limit)
     return jsonify(items=items, next=str(last) if last is not None else None)
 
 
@@ -376,7 +374,7 @@ def tasks() -> ResponseReturnValue:
     """Open tasks the caller may work on, oldest first, as pages of `items` with a `next` cursor."""
     page = query(Page)
     with services().db.read() as s:
-        items, next_cursor = queries.inbox(s, api_user(), after=int(page.cursor) if page.cursor else None,
+        items, next_cursor = queries.inbox(s, api_user(), after=page.cursor,
                                            limit=page.limit)
     return jsonify(items=items, next=str(next_cursor) if next_cursor is not None else None)
 

@@ -19,8 +19,11 @@ from pydantic_core import PydanticCustomError
 #: Text that is not blank and carries no NUL character (PostgreSQL text cannot hold one).
 _TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
 _OPTIONAL_TEXT = r"^[^\x00]*$"
-_USERNAME = r"^[A-Za-z0-9._-]+$"
+#: A username: letters of any script, digits, '.', '_' and '-' (engine.users.is_username has the last word).
+_USERNAME = r"^[\w.-]+$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: The largest id a row can have (PostgreSQL's `integer`); ids in URLs and cursors stop there.
+MAX_ID = 2_147_483_647
 
 
 def _text(max_length: int, description: str = "", **kw: Any) -> Any:
@@ -29,7 +32,7 @@ def _text(max_length: int, description: str = "", **kw: Any) -> Any:
 
 Username = Annotated[str, Field(min_length=1, max_length=80, pattern=_USERNAME,
                                 description="a login name: letters, digits, '.', '_' and '-'")]
-OptionalUsername = Annotated[str | None, Field(default=None, max_length=80, pattern=r"^[A-Za-z0-9._-]*$")]
+OptionalUsername = Annotated[str | None, Field(default=None, max_length=80, pattern=r"^[\w.-]*$")]
 DateText = Annotated[str, Field(pattern=_DATE, json_schema_extra={"format": "date"},
                                 description="a date, YYYY-MM-DD")]
 
@@ -165,17 +168,6 @@ class LeaveOut(_Out):
 # ------------------------------------------------------------------------------------------- processes
 
 
-class Page(BaseModel):
-    """Paging of a list: `limit` items after `cursor` (the `next` value of the previous page).
-
-    Unknown query parameters are refused, so a misspelt `limt=5` is an error rather than 50 items."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cursor: str = Field(default="", pattern=r"^[0-9]{0,9}$", description="from the previous page's next")
-    limit: int = Field(default=50, ge=1, le=200)
-
-
 class _Filters(BaseModel):
     """The query of a filtered list: unknown parameters are refused (a misspelt filter is an error, not
     everything); a filter left out does not filter, and one given empty is an error."""
@@ -206,6 +198,17 @@ def _real_date(value: str | None) -> str | None:
     return value
 
 
+class Page(BaseModel):
+    """Paging of a list: `limit` items after `cursor` (the `next` value of the previous page).
+
+    Unknown query parameters are refused, so a misspelt `limt=5` is an error rather than 50 items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: int | None = _filter("from the previous page's next", ge=0, le=MAX_ID)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
 InstanceStatus = Literal["running", "completed", "cancelled", "error"]
 
 
@@ -221,7 +224,7 @@ class InstanceFilters(_Filters):
                                         pattern=_DATE, schema_format="date")
     started_before: str | None = _filter("only cases started before this day (YYYY-MM-DD, local time)",
                                          pattern=_DATE, schema_format="date")
-    cursor: str = Field(default="", pattern=r"^[0-9]{0,10}$", description="from the previous page's next")
+    cursor: int | None = _filter("from the previous page's next", ge=0, le=MAX_ID)
     limit: int = Field(default=50, ge=1, le=200, description="at most this many cases (1-200)")
 
     _dates = field_validator("started_after", "started_before")(_real_date)

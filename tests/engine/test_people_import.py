@@ -138,3 +138,18 @@ def test_a_preview_fingerprint_stops_a_stale_confirmation(org: Runtime) -> None:
     stale = import_people(org.db, text, "hr", expected=preview.fingerprint())
     assert stale.fingerprint() != preview.fingerprint()
     assert _people(org)["employee"].name == "Emily Changed"  # the stale confirmation wrote nothing
+
+
+def test_values_longer_than_their_columns_are_errors_naming_the_field(org: Runtime) -> None:
+    # PostgreSQL refuses a value longer than its column: the plan names the field before anything is written.
+    longest = "u" * 80 + ",N" + "n" * 199 + ",l@x.example,SPAO1,,O" + "o" * 39 + ",,,"
+    text = _csv("u" * 81 + ",Long,l@x.example,SPAO1,,,,,", "ok,N" + "n" * 200 + ",o@x.example,AO6,,O" + "o" * 40
+                + ",,,", longest)
+    before = row_counts(org)
+    plan = import_people(org.db, text, "hr")
+    assert [(e.line, e.field) for e in plan.errors] == [(2, "username"), (3, "name"), (3, "organisation")]
+    assert [e.message for e in plan.errors] == ["at most 80 characters", "at most 200 characters",
+                                                "at most 40 characters"]
+    assert row_counts(org) == before
+    assert import_people(org.db, _csv(longest), "hr").ok  # the longest values that fit are stored whole
+    assert _people(org)["u" * 80].organisation.code == "O" + "o" * 39

@@ -220,6 +220,19 @@ def test_a_person_is_seen_by_themselves_their_leaders_and_hr(app: Flask, app_org
         assert_errors(api_as(app, app_org, username).get("/api/v1/people/employee"), 404)
 
 
+def test_usernames_beyond_ascii_are_added_found_and_filtered_on(app: Flask, app_org: Runtime) -> None:
+    from urllib.parse import quote
+
+    api = api_as(app, app_org, "hr")
+    assert api.post("/api/v1/people", json={**NEW_PERSON, "username": "renée.ōta"}).status_code == 201
+    body = api.get(f"/api/v1/people/{quote('renée.ōta')}").get_json()
+    assert body["username"] == "renée.ōta" and body["name"] == NEW_PERSON["name"]
+    assert api.get(f"/api/v1/instances?subject={quote('renée.ōta')}").get_json() == {"items": [], "next": None}
+    for bad in ("renée ōta", "☃", "a\u0301"):  # a space, a symbol, a lone combining mark: not a username
+        assert_errors(api.post("/api/v1/people", json={**NEW_PERSON, "username": bad}), 422, "username")
+        assert_errors(api.get(f"/api/v1/people/{quote(bad)}"), 404)
+
+
 def test_an_unknown_person_is_404(app: Flask, app_org: Runtime) -> None:
     api = api_as(app, app_org, "hr")
     for name in ("nobody", "no%20body", "nul%00", "x" * 300):
@@ -293,7 +306,8 @@ def test_processes_are_paged_with_a_link_header(app: Flask, app_org: Runtime) ->
     assert seen == everything
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "cursor=abc", "cursor=-1"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "cursor=abc", "cursor=-1", "cursor=",
+                                   "cursor=2147483648", "cursor=1.5"])
 def test_bad_paging_is_422(app: Flask, app_org: Runtime, query: str) -> None:
     api = api_as(app, app_org, "supervisor")
     field = query.split("=")[0]
@@ -429,6 +443,23 @@ def test_tasks_are_paged_by_cursor(app: Flask, app_org: Runtime) -> None:
     second = api.get(f"/api/v1/tasks?limit=1&cursor={first['next']}").get_json()
     assert len(second["items"]) == 1 and second["next"] is None
     assert [first["items"][0]["instance"], second["items"][0]["instance"]] == cases
+
+
+def test_a_cursor_may_be_any_id_up_to_the_largest(app: Flask, app_org: Runtime) -> None:
+    # Ids run to PostgreSQL's `integer` (10 digits); a cursor past every row is simply the end of the list.
+    start_case(app_org)
+    supervisor, hr = api_as(app, app_org, "supervisor"), api_as(app, app_org, "hr")
+    assert len(supervisor.get("/api/v1/tasks?cursor=0").get_json()["items"]) == 1
+    for cursor in ("1000000000", "2147483647"):
+        assert supervisor.get(f"/api/v1/tasks?cursor={cursor}").get_json() == {"items": [], "next": None}
+        assert supervisor.get(f"/api/v1/processes?cursor={cursor}").get_json() == []
+    assert len(hr.get("/api/v1/instances?cursor=2147483647").get_json()["items"]) == 1
+    assert hr.get("/api/v1/instances?cursor=1").get_json() == {"items": [], "next": None}
+    for path in ("/api/v1/tasks", "/api/v1/instances"):
+        parameters = {p["name"]: p["schema"] for p in hr.get("/api/v1/openapi.json").get_json()
+                      ["paths"][path]["get"]["parameters"]}
+        assert parameters["cursor"]["type"] == "integer"
+        assert (parameters["cursor"]["minimum"], parameters["cursor"]["maximum"]) == (0, 2147483647)
 
 
 def test_a_task_shows_its_form_and_data(app: Flask, app_org: Runtime) -> None:
