@@ -105,6 +105,22 @@ def test_issue_8_a_claimed_batch_fires_in_one_transaction_without_savepoints(div
             case: 100 / d for case, d in zip(cases, [1, 2, 4, 5, 10, 20, 25, 50], strict=True)}
 
 
+
+def test_issue_8_on_sqlite_a_batch_commits_every_few_cases_so_a_waiting_writer_waits_little(dividing: Runtime) -> None:
+    # SQLite has one write lock, which a web request may be waiting for: the batch lets it go every ten cases.
+    # PostgreSQL locks rows, not the database: there the batch stays one transaction.
+    cases = _start(dividing, [1] * 25)
+    CLOCK.advance(timedelta(days=1, seconds=1))
+    service = TimerService(dividing, TimerPolicy(sqlite_cases_per_transaction=10))
+    claimed = service.claim()
+    assert len(claimed) == 25
+    with _statements(dividing) as seen:
+        assert service._fire(claimed) == 25
+    assert seen.count("COMMIT") == (1 if dividing.db.is_postgres else 3)
+    assert seen.count("SAVEPOINT") == 0
+    assert _events(dividing, "timer_fired") == {case: 1 for case in cases}
+    assert _events(dividing, "completed") == {case: 1 for case in cases}
+
 def test_issue_8_a_case_that_raises_is_set_aside_and_the_rest_of_its_batch_fires_once(dividing: Runtime) -> None:
     divisors = [1, 2, 4, 0, 5, 10]  # the fourth case divides by zero when its timer fires
     cases = _start(dividing, divisors)
