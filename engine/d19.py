@@ -108,17 +108,20 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
              "clause": clause}
     changes = {"assign": {**(data.get("assign") or {}), lane: username},
                "appointments": [*(data.get("appointments") or []), entry]}
-    runtime.update_case_data(user.username, instance_id, changes, (
-        f"Determination 19, cl. {clause[4:]}: {approver} approved {person.name} to {role}: {reason.strip()}"))
-    with runtime.db.unit_of_work() as uow:
+    appointee_id = person.id
+
+    def move_open_tasks(session: Session, case: ProcessInstance) -> None:  # with the data, in one transaction
         moved = []
-        for task in uow.session.scalars(select(HumanTask).where(
-                HumanTask.instance_id == instance_id, HumanTask.state == "open", HumanTask.lane == lane)):
-            task.assignee_id, task.assigned_group = person.id, None
+        for task in session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == case.id, HumanTask.state == "open", HumanTask.lane == lane)):
+            task.assignee_id, task.assigned_group = appointee_id, None
             moved.append(task.name)
-        audit(uow.session, instance_id, user.username, "appointed", lane=lane, username=username,
+        audit(session, case.id, user.username, "appointed", lane=lane, username=username,
               approved_by=approver, clause=clause, reason=reason.strip(), reassigned=moved)
-        uow.commit()
+
+    runtime.update_case_data(user.username, instance_id, changes, (
+        f"Determination 19, cl. {clause[4:]}: {approver} approved {person.name} to {role}: {reason.strip()}"),
+        then=move_open_tasks)
 
 
 # --------------------------------------------------------------------------------------------- people record

@@ -176,8 +176,12 @@ class Runtime:
             self.save(session, loaded, user.username)
             uow.commit()
 
-    def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str) -> None:
-        """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it."""
+    def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str,
+                         then: Callable[[Session, ProcessInstance], None] | None = None) -> None:
+        """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it.
+
+        `then` runs in the same transaction, with the case locked, before the commit: what goes with the change
+        commits with it or not at all."""
         with self.db.unit_of_work() as uow:
             session = uow.session
             row = _lock_instance(session, instance_id)
@@ -197,6 +201,8 @@ class Runtime:
                 ext = getattr(spiff_task.task_spec, "extensions", None) or {}
                 task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
                 task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
+            if then is not None:
+                then(session, row)
             uow.commit()
 
     def fire_timers(self, instance_id: int) -> int:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from engine import d19
 from engine.clock import CLOCK
@@ -333,10 +333,23 @@ def test_d19_6_only_the_ceo_or_hr_for_the_ceo_appoints_and_a_refusal_changes_not
         d19.appoint(drive.runtime, drive.user("ceo"), case, "Employee", "employee", " ")
     assert {p.field for p in err.value.problems} == {"lane", "username", "reason"}
     assert drive.instance(case).lock_version == before and _events(drive, case, "appointed") == []
-    d19.appoint(drive.runtime, drive.user("hr"), case, "Supervisor", "delegate", "Approved at the CEO's meeting.",
-                approved_by="ceo")
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(drive.runtime.db.engine, "commit", committed)
+    try:
+        d19.appoint(drive.runtime, drive.user("hr"), case, "Supervisor", "delegate",
+                    "Approved at the CEO's meeting.", approved_by="ceo")
+    finally:
+        event.remove(drive.runtime.db.engine, "commit", committed)
     task = drive.open_task(case, "invite_submission")  # the open task moved with the appointment
     assert task.assignee is not None and task.assignee.username == "delegate"
+    # ... in the same transaction as the case's data: a failure between the two cannot leave one without the other
+    assert len(commits) == 1
+    [appointed] = _events(drive, case, "appointed")
+    assert appointed["reassigned"] == ["invite_submission"]
 
 
 # ------------------------------------------------------------------------------------------ D19-7, D19-8
