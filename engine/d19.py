@@ -101,27 +101,26 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
             raise Invalid("the appointment has errors", problems)
         assert person is not None
         approver = _approver(s, user, approved_by)
-        data = dict(row.data or {})
     clause, role = APPOINTABLE[lane]
     entry = {"lane": lane, "username": username, "name": person.name, "approved_by": approver,
              "recorded_by": user.username, "on": CLOCK.now().date().isoformat(), "reason": reason.strip(),
              "clause": clause}
-    changes = {"assign": {**(data.get("assign") or {}), lane: username},
-               "appointments": [*(data.get("appointments") or []), entry]}
-    appointee_id = person.id
-
-    def move_open_tasks(session: Session, case: ProcessInstance) -> None:  # with the data, in one transaction
+    with runtime.db.unit_of_work() as uow:  # the data and the open tasks change together, on the case as it is now
+        session = uow.session
+        case = runtime.lock_running_case(session, instance_id)
+        data = case.data or {}
+        changes = {"assign": {**(data.get("assign") or {}), lane: username},
+                   "appointments": [*(data.get("appointments") or []), entry]}
+        runtime.change_case_data(session, user.username, case, changes, (
+            f"Determination 19, cl. {clause[4:]}: {approver} approved {person.name} to {role}: {reason.strip()}"))
         moved = []
         for task in session.scalars(select(HumanTask).where(
                 HumanTask.instance_id == case.id, HumanTask.state == "open", HumanTask.lane == lane)):
-            task.assignee_id, task.assigned_group = appointee_id, None
+            task.assignee_id, task.assigned_group = person.id, None
             moved.append(task.name)
         audit(session, case.id, user.username, "appointed", lane=lane, username=username,
               approved_by=approver, clause=clause, reason=reason.strip(), reassigned=moved)
-
-    runtime.update_case_data(user.username, instance_id, changes, (
-        f"Determination 19, cl. {clause[4:]}: {approver} approved {person.name} to {role}: {reason.strip()}"),
-        then=move_open_tasks)
+        uow.commit()
 
 
 # --------------------------------------------------------------------------------------------- people record

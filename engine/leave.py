@@ -14,10 +14,11 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import policy
 from engine.clock import CLOCK
-from engine.errors import Invalid, Problem
+from engine.errors import Conflict, Invalid, Problem
 from engine.models import Leave, ProcessInstance, User
 from engine.runtime import Runtime
 from engine.users import get_person
@@ -67,49 +68,64 @@ def postponed_dates(data: dict[str, Any], start: date, end: date) -> tuple[int, 
 
 
 def record_leave(runtime: Runtime, user: User, username: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Record leave and apply its effect on the person's running pay progression cases."""
+    """Record leave and apply its effect on the person's running pay progression cases.
+
+    One transaction: the leave and every case it moves commit together or not at all, and each case's dates are
+    moved from its data as it is under its lock (two periods of leave recorded at once both postpone it)."""
     kind, start, end, counts = _parse(payload)
-    with runtime.db.unit_of_work() as uow:
-        person = get_person(uow.session, username)
-        uow.session.add(Leave(person_id=person.id, kind=kind, start=start, end=end, counts_as_service=counts,
-                              recorded_at=CLOCK.now(), recorded_by=user.username))
-        cases = list(uow.session.scalars(select(ProcessInstance.id).where(
-            ProcessInstance.subject_id == person.id, ProcessInstance.status == "running",
-            ProcessInstance.process_key == "pay_progression").order_by(ProcessInstance.id)))
-        uow.commit()
     retimed: list[int] = []
     told: list[int] = []
-    for instance_id in cases:
-        with runtime.db.read() as s:
-            row = s.get(ProcessInstance, instance_id)
-            data = dict(row.data or {}) if row else {}
-        if kind == "lwop" and not counts:
-            days, changes = postponed_dates(data, start, end)
-            if not changes:
-                continue  # the leave falls outside this cycle
-            runtime.update_case_data(
-                user.username, instance_id, changes,
-                f"Determination 19, cl. 9: {days} days of leave without pay ({start} to {end}) that do not count "
-                f"as service postpone the annual assessment date from {data['assessment_date']} to "
-                f"{changes['assessment_date']}")
-            retimed.append(instance_id)
-        elif kind == "extended":
-            _tell_supervisor(runtime, user, instance_id, data, start, end)
-            told.append(instance_id)
+    with runtime.db.unit_of_work() as uow:
+        session = uow.session
+        person = get_person(session, username)
+        session.add(Leave(person_id=person.id, kind=kind, start=start, end=end, counts_as_service=counts,
+                          recorded_at=CLOCK.now(), recorded_by=user.username))
+        moves_dates = kind == "extended" or (kind == "lwop" and not counts)
+        cases = list(session.scalars(select(ProcessInstance.id).where(
+            ProcessInstance.subject_id == person.id, ProcessInstance.status == "running",
+            ProcessInstance.process_key == "pay_progression").order_by(ProcessInstance.id))) if moves_dates else []
+        for instance_id in cases:  # locked in id order, as the timers lock theirs
+            try:
+                row = runtime.lock_running_case(session, instance_id)
+            except Conflict:
+                continue  # it ended since the list was read
+            if kind == "extended":
+                _tell_supervisor(runtime, session, user, row, start, end)
+                told.append(instance_id)
+            elif _postpone(runtime, session, user, row, start, end):
+                retimed.append(instance_id)
+        uow.commit()
     return {"username": username, "kind": kind, "start": start.isoformat(), "end": end.isoformat(),
             "counts_as_service": counts, "retimed_cases": retimed, "new_timeframe_possible": told}
 
 
-def _tell_supervisor(runtime: Runtime, user: User, instance_id: int, data: dict[str, Any], start: date,
+def _postpone(runtime: Runtime, session: Session, user: User, row: ProcessInstance, start: date,
+              end: date) -> bool:
+    """D19-9d: move the case's dates for leave without pay that does not count as service; False if it falls
+    outside the case's cycle."""
+    data = row.data or {}
+    days, changes = postponed_dates(data, start, end)
+    if not changes:
+        return False
+    runtime.change_case_data(
+        session, user.username, row, changes,
+        f"Determination 19, cl. 9: {days} days of leave without pay ({start} to {end}) that do not count "
+        f"as service postpone the annual assessment date from {data['assessment_date']} to "
+        f"{changes['assessment_date']}")
+    return True
+
+
+def _tell_supervisor(runtime: Runtime, session: Session, user: User, row: ProcessInstance, start: date,
                      end: date) -> None:
     """D19-10: extended leave is recorded in the case and the supervisor is told a new timeframe may be agreed."""
+    data = row.data or {}
     leave = [*(data.get("extended_leave") or []), {"start": start.isoformat(), "end": end.isoformat()}]
     notice = {"to": "Supervisor", "clause": "D19-10",
               "subject": f"Extended leave: a new timeframe may be agreed ({(data.get('facts') or {}).get('name')})",
               "body": f"Extended leave from {start} to {end} was recorded. Where it leaves too little duty to judge "
                       "the targets and criteria by the assessment date, you may agree a new timeframe for the "
                       "submission; the progression then applies from the revised assessment date."}
-    runtime.update_case_data(user.username, instance_id, {
+    runtime.change_case_data(session, user.username, row, {
         "extended_leave": leave, "notices": [*(data.get("notices") or []), notice]},
         f"Determination 19, cl. 10: extended leave from {start} to {end} recorded; ordinary leave stays inside "
         "the cycle, extended leave may lead the supervisor to agree a new timeframe")

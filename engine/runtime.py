@@ -176,34 +176,38 @@ class Runtime:
             self.save(session, loaded, user.username)
             uow.commit()
 
-    def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str,
-                         then: Callable[[Session, ProcessInstance], None] | None = None) -> None:
-        """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it.
-
-        `then` runs in the same transaction, with the case locked, before the commit: what goes with the change
-        commits with it or not at all."""
+    def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str) -> None:
+        """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it."""
         with self.db.unit_of_work() as uow:
-            session = uow.session
-            row = _lock_instance(session, instance_id)
-            if row is None:
-                raise NotFound("no such case")
-            if row.status != "running":
-                raise Conflict(f"the case is {row.status}, not running")
-            loaded = self.load(session, row)
-            apply_data_changes(loaded.workflow, changes)
-            loaded.workflow.refresh_timers()
-            before = {k: row.data.get(k) for k in changes}
-            audit(session, row.id, actor, "retimed", reason=reason, before=before, after=changes)
-            self._run(session, loaded, actor)
-            for task in session.scalars(select(HumanTask).where(
-                    HumanTask.instance_id == row.id, HumanTask.state == "open")):
-                spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
-                ext = getattr(spiff_task.task_spec, "extensions", None) or {}
-                task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
-                task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
-            if then is not None:
-                then(session, row)
+            row = self.lock_running_case(uow.session, instance_id)
+            self.change_case_data(uow.session, actor, row, changes, reason)
             uow.commit()
+
+    def lock_running_case(self, session: Session, instance_id: int) -> ProcessInstance:
+        """The case, locked in this transaction, for a change computed from its data as it is now (not as a read
+        before the lock saw it, which a concurrent change could have overtaken)."""
+        row = _lock_instance(session, instance_id)
+        if row is None:
+            raise NotFound("no such case")
+        if row.status != "running":
+            raise Conflict(f"the case is {row.status}, not running")
+        return row
+
+    def change_case_data(self, session: Session, actor: str, row: ProcessInstance, changes: dict[str, Any],
+                         reason: str) -> None:
+        """update_case_data in the caller's transaction, on a case it holds (lock_running_case); no commit."""
+        loaded = self.load(session, row)
+        apply_data_changes(loaded.workflow, changes)
+        loaded.workflow.refresh_timers()
+        before = {k: row.data.get(k) for k in changes}
+        audit(session, row.id, actor, "retimed", reason=reason, before=before, after=changes)
+        self._run(session, loaded, actor)
+        for task in session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == row.id, HumanTask.state == "open")):
+            spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
+            ext = getattr(spiff_task.task_spec, "extensions", None) or {}
+            task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
+            task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
 
     def fire_timers(self, instance_id: int) -> int:
         """Let the instance's due timers fire; returns how many timer rows were fired.

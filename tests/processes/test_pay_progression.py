@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,21 @@ def drive(org: Runtime, request: pytest.FixtureRequest) -> Iterator[Driver]:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+@contextmanager
+def _commits(runtime: Runtime) -> Iterator[list[object]]:
+    """The transactions committed meanwhile (the database's own COMMITs, seen through SQLAlchemy's events)."""
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(runtime.db.engine, "commit", committed)
+    try:
+        yield commits
+    finally:
+        event.remove(runtime.db.engine, "commit", committed)
 
 
 def _through_submission(d: Driver, start: dict[str, Any] | None = None) -> int:
@@ -333,17 +349,9 @@ def test_d19_6_only_the_ceo_or_hr_for_the_ceo_appoints_and_a_refusal_changes_not
         d19.appoint(drive.runtime, drive.user("ceo"), case, "Employee", "employee", " ")
     assert {p.field for p in err.value.problems} == {"lane", "username", "reason"}
     assert drive.instance(case).lock_version == before and _events(drive, case, "appointed") == []
-    commits: list[object] = []
-
-    def committed(conn: object) -> None:
-        commits.append(conn)
-
-    event.listen(drive.runtime.db.engine, "commit", committed)
-    try:
+    with _commits(drive.runtime) as commits:
         d19.appoint(drive.runtime, drive.user("hr"), case, "Supervisor", "delegate",
                     "Approved at the CEO's meeting.", approved_by="ceo")
-    finally:
-        event.remove(drive.runtime.db.engine, "commit", committed)
     task = drive.open_task(case, "invite_submission")  # the open task moved with the appointment
     assert task.assignee is not None and task.assignee.username == "delegate"
     # ... in the same transaction as the case's data: a failure between the two cannot leave one without the other
@@ -573,9 +581,11 @@ def test_d19_9d_lwop_postpones_the_assessment_date_and_moves_the_waiting_timer(d
     case = drive.start("pay_progression", START)
     drive.complete(case, "invite_submission", "supervisor", INVITE)
     assert _timers(drive, case) == {"submission_window_closes": datetime(2026, 6, 29, 14, 30, tzinfo=UTC)}
-    result = record_leave(drive.runtime, drive.user("hr"), "employee", {
-        "kind": "lwop", "start": "2026-03-10", "end": "2026-03-19", "counts_as_service": False})
+    with _commits(drive.runtime) as commits:
+        result = record_leave(drive.runtime, drive.user("hr"), "employee", {
+            "kind": "lwop", "start": "2026-03-10", "end": "2026-03-19", "counts_as_service": False})
     assert result["retimed_cases"] == [case]
+    assert len(commits) == 1  # the leave and the case it moves commit together
     assert _timers(drive, case) == {"submission_window_closes": datetime(2026, 7, 9, 14, 30, tzinfo=UTC)}
     assert drive.open_task(case, "make_submission").due_at == datetime(2026, 7, 9, 14, 30, tzinfo=UTC)
     data = drive.instance(case).data
@@ -840,6 +850,33 @@ def test_concurrent_completions_one_wins_the_other_conflicts(org: Runtime) -> No
     with org.db.read() as s:
         assert s.scalar(select(func.count()).select_from(HumanTask).where(
             HumanTask.instance_id == case, HumanTask.name == "make_submission")) == 1
+
+
+def test_d19_9d_two_periods_of_lwop_recorded_at_once_both_postpone_the_case(org: Runtime) -> None:
+    # Each is applied to the case's dates as they are under its lock, not as a read before the lock saw them.
+    d = Driver(org)
+    case = d.start("pay_progression", START)
+    d.complete(case, "invite_submission", "supervisor", INVITE)
+    hr = d.user("hr")
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def record(start: str, end: str) -> None:
+        barrier.wait()
+        try:
+            record_leave(org, hr, "employee", {"kind": "lwop", "start": start, "end": end, "counts_as_service": False})
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=period)
+               for period in (("2026-03-10", "2026-03-19"), ("2026-04-01", "2026-04-05"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert d.instance(case).data["assessment_date"] == "2026-07-15"  # 10 days and 5 days
+    assert len(_events(d, case, "retimed")) == 2
 
 
 def test_cancel_closes_open_tasks_and_records_the_reason(org: Runtime) -> None:
