@@ -138,11 +138,13 @@ class PersonInput:
     ceo_delegate: bool = False
 
 
+#: The most characters a username has (its column's length).
+USERNAME_LENGTH = column_length(Person, "username")
 #: The longest value each text field of a person may hold: its column's length (PostgreSQL refuses longer).
 _LONGEST = {**{name: column_length(Person, name) for name in ("username", "name", "email", "classification",
                                                             "pay_point")},
             "organisation": column_length(Organisation, "code"),
-            "supervisor": column_length(Person, "username"), "manager": column_length(Person, "username")}
+            "supervisor": USERNAME_LENGTH, "manager": USERNAME_LENGTH}
 
 
 def is_username(text: str) -> bool:

@@ -33,7 +33,16 @@ from engine.ratelimit import (
     RateLimited,
     exchange_password_for_token,
 )
-from engine.users import create_user, get_person, is_username, parse_person, person_dict, revoke_token, save_person
+from engine.users import (
+    USERNAME_LENGTH,
+    create_user,
+    get_person,
+    is_username,
+    parse_person,
+    person_dict,
+    revoke_token,
+    save_person,
+)
 from web import services
 from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
 from web.openapi_models import (
@@ -221,7 +230,7 @@ def people() -> ResponseReturnValue:
 
 def _username(username: str) -> str:
     """A username from the URL; one that cannot exist is simply not found."""
-    if len(username) > 80 or not is_username(username):
+    if len(username) > USERNAME_LENGTH or not is_username(username):
         raise NotFound("no such person")
     return username
 
