@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from engine.audit import audit, pending_events
 from engine.clock import CLOCK
@@ -19,6 +19,7 @@ from engine.models import AuditEvent, HumanTask, ProcessDefinition
 from engine.runtime import Runtime
 from tests.conftest import T0
 from tests.processes.driver import Driver
+from tests.web.api_helpers import listening
 
 NS = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
       'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"')
@@ -60,11 +61,8 @@ def _statements(runtime: Runtime) -> Iterator[list[str]]:
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    event.listen(runtime.db.engine, "before_cursor_execute", record)
-    try:
+    with listening(runtime, "before_cursor_execute", record):
         yield seen
-    finally:
-        event.remove(runtime.db.engine, "before_cursor_execute", record)
 
 
 # ------------------------------------------------------------------------------------------- statements

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from engine.clock import CLOCK
 from engine.definitions import deploy, read_bundle
@@ -21,6 +21,7 @@ from engine.models import AuditEvent, ProcessInstance, Timer
 from engine.runtime import Runtime
 from engine.timers import TimerPolicy, TimerService
 from tests.processes.driver import Driver
+from tests.web.api_helpers import listening
 
 # Wait a day, then divide by the case's `divisor`: a case started with divisor 0 fails when its timer fires.
 DIVIDE = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -74,14 +75,8 @@ def _statements(runtime: Runtime) -> Iterator[list[str]]:
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         seen.append(statement.split(None, 1)[0].upper())
 
-    listeners = [("commit", on_commit), ("before_cursor_execute", on_execute)]
-    for name, fn in listeners:
-        event.listen(runtime.db.engine, name, fn)
-    try:
+    with listening(runtime, "commit", on_commit), listening(runtime, "before_cursor_execute", on_execute):
         yield seen
-    finally:
-        for name, fn in listeners:
-            event.remove(runtime.db.engine, name, fn)
 
 
 def test_issue_8_a_claimed_batch_fires_in_one_transaction_without_savepoints(dividing: Runtime) -> None:

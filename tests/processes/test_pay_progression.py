@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from engine import d19
 from engine.clock import CLOCK
@@ -24,6 +24,7 @@ from engine.models import AuditEvent, HumanTask, Notification, Person, ProcessIn
 from engine.runtime import Runtime
 from engine.timers import TimerService
 from tests.processes.driver import Driver
+from tests.web.api_helpers import listening
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 SUBMIT = {"submission": {
@@ -58,11 +59,8 @@ def _commits(runtime: Runtime) -> Iterator[list[object]]:
     def committed(conn: object) -> None:
         commits.append(conn)
 
-    event.listen(runtime.db.engine, "commit", committed)
-    try:
+    with listening(runtime, "commit", committed):
         yield commits
-    finally:
-        event.remove(runtime.db.engine, "commit", committed)
 
 
 def _through_submission(d: Driver, start: dict[str, Any] | None = None) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from werkzeug.test import TestResponse
 
 from engine.models import Base, HumanTask, User
@@ -83,3 +85,13 @@ def row_counts(runtime: Runtime) -> dict[str, int]:
     with runtime.db.read() as s:
         return {t.name: s.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables
                 if t.name not in ("rate_limit_hit", "api_token")}
+
+
+@contextmanager
+def listening(runtime: Runtime, name: str, fn: Callable[..., None]) -> Iterator[None]:
+    """`fn` hears the runtime's engine event `name` inside the block (the database's own statements and commits)."""
+    event.listen(runtime.db.engine, name, fn)
+    try:
+        yield
+    finally:
+        event.remove(runtime.db.engine, name, fn)
