@@ -1,9 +1,12 @@
 """HTTP load: a mix of inbox reads and task completions against `ntpswf serve` on loopback.
 
 The database is seeded with FINISHED finished and RUNNING running cases of the three-task benchmark
-process (copies of one real case each, so the serialized state is genuine), their open tasks spread over
-200 staff. Prints throughput and p50/p95/p99 latency per kind of request, and how the per-request cost
-changes between a small and a large database (the ratio should stay under 1.3).
+process (copies of one real case each, so the serialized state is genuine). Each running case belongs to one
+of 200 staff, who started it and holds its open task, TASKS_EACH (50) cases per person: a small and a large
+database then answer the same inbox request (a full page of 20 out of 50), and only the database around it
+grows. Completing a task gives its next one to the same person, so inboxes keep their size under load.
+Prints throughput and p50/p95/p99 latency per kind of request, and how the per-request cost changes between
+the small and the large database (the ratio should stay under 1.3).
 
 Usage: python benchmarks/http_load.py [FINISHED] [RUNNING] [REQUESTS] [DATABASE_URL] [WORKERS]
 Loopback only; bounded by REQUESTS and a 120 s limit per phase.
@@ -40,6 +43,7 @@ from engine.users import issue_token  # noqa: E402
 
 BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 STAFF = 200
+TASKS_EACH = 50
 PHASE_LIMIT_S = 120
 SERVER_LOG = Path(tempfile.gettempdir()) / "ntpswf-http-load-server.log"
 
@@ -91,7 +95,10 @@ def seed(url: str, finished: int, running: int) -> dict[str, Any]:
     with db.read() as s:
         templates = {r.id: r for r in s.scalars(select(ProcessInstance).where(ProcessInstance.id.in_([done, live])))}
         live_task = s.scalars(select(HumanTask).where(HumanTask.instance_id == live)).one()
-        people = list(s.scalars(select(Person.id).order_by(Person.id)))
+        # The first running // TASKS_EACH staff hold the running cases (all 200 once there are 10,000 or more).
+        holders = max(1, min(STAFF, running // TASKS_EACH))
+        people = [(r.id, r.username) for r in s.execute(select(Person.id, Person.username).order_by(Person.id)
+                                                        .limit(holders))]
     _copies(db, templates[done], finished - 1, None, people)
     _copies(db, templates[live], running - 1, live_task, people)
     with db.unit_of_work() as uow:  # tokens for every staff member (issued directly: no login throttling)
@@ -105,27 +112,31 @@ def seed(url: str, finished: int, running: int) -> dict[str, Any]:
     with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(vacuum))
     db.dispose()
-    return {"tokens": tokens}
+    return {"tokens": {username: tokens[username] for _, username in people}}
 
 
-def _copies(db: Database, template: ProcessInstance, count: int, task: HumanTask | None, people: list[int]) -> None:
+def _copies(db: Database, template: ProcessInstance, count: int, task: HumanTask | None,
+            people: list[tuple[int, str]]) -> None:
+    """Insert COUNT copies of TEMPLATE; a running one is started by, and its open task assigned to, one of PEOPLE."""
     base = {c: getattr(template, c) for c in ("definition_id", "process_key", "title", "status", "data",
-                                              "serialized", "started_at", "started_by", "updated_at", "ended_at")}
+                                              "serialized", "started_at", "updated_at", "ended_at")}
     batch = 2_000
     made = 0
     while made < count:
         n = min(batch, count - made)
         with db.unit_of_work() as uow:
             s = uow.session
-            rows = s.execute(insert(ProcessInstance).returning(ProcessInstance.id),
-                             [{**base, "subject_id": None, "lock_version": 1, "error": None} for _ in range(n)]).all()
+            owners = [people[(made + k) % len(people)] for k in range(n)] if task is not None else []
+            rows = s.execute(insert(ProcessInstance).returning(ProcessInstance.id), [
+                {**base, "started_by": owners[k][1] if owners else template.started_by, "subject_id": None,
+                 "lock_version": 1, "error": None} for k in range(n)]).all()
             ids = [r[0] for r in rows]
             s.execute(insert(AuditEvent), [{"instance_id": i, "at": base["started_at"], "actor": "bench",
                                             "kind": "started", "detail": {}} for i in ids])
             if task is not None:
                 s.execute(insert(HumanTask), [{
                     "instance_id": i, "spiff_task_id": task.spiff_task_id, "name": task.name, "title": task.title,
-                    "lane": None, "assignee_id": people[(made + k) % len(people)], "assigned_group": None,
+                    "lane": None, "assignee_id": owners[k][0], "assigned_group": None,
                     "state": "open", "form": None, "ui_form": None, "clause": None, "instructions": None,
                     "created_at": task.created_at, "due_at": None, "completed_at": None, "completed_by": None,
                     "escalated_at": None} for k, i in enumerate(ids)])
@@ -156,7 +167,7 @@ def load(port: int, tokens: dict[str, str], requests: int, threads: int = 2) -> 
     latencies: dict[str, list[float]] = defaultdict(list)
     statuses: dict[int, int] = defaultdict(int)
     lock = threading.Lock()
-    users = [u for u in tokens if u.startswith("staff")]
+    users = sorted(tokens)
     remaining = [requests]
     deadline = time.time() + PHASE_LIMIT_S
 
