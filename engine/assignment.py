@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -80,12 +81,27 @@ def groups_of(session: Session, user: User) -> set[str]:
     """The task groups a login belongs to: its HR/OCPE roles, and 'ceo' for the CEO or a delegate."""
     groups = {r for r in user.roles if r in ("hr", "ocpe")}
     person = user.person
-    if person is not None and (person.ceo_delegate or session.connection().execute(
-            _CEO_OF, {"person_id": person.id}).first()):
+    if person is not None and (person.ceo_delegate or _heads_organisation(session, user, person)):
         groups.add("ceo")
     return groups
 
 
+def note_heads_organisation(user: User, heads: bool) -> None:
+    """Record, for this login object only, whether its person heads an organisation, as a query just read it.
+
+    The API's token check reads this in its one statement, so an inbox or a completion asks no second query.
+    The object is the request's own detached login, so the note lives (and is true) for that request."""
+    _HEADS[user] = heads
+
+
+def _heads_organisation(session: Session, user: User, person: Person) -> bool:
+    known = _HEADS.get(user)
+    if known is not None:
+        return known
+    return session.connection().execute(_CEO_OF, {"person_id": person.id}).first() is not None
+
+
+_HEADS: WeakKeyDictionary[User, bool] = WeakKeyDictionary()
 _ORGANISATION = table_of(Organisation)
 _CEO_OF = select(_ORGANISATION.c.id).where(_ORGANISATION.c.ceo_id == bindparam("person_id")).limit(1)
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from engine.assignment import note_heads_organisation
 from engine.clock import CLOCK
 from engine.errors import Conflict, Invalid, NotFound, Problem
 from engine.models import ROLES, ApiToken, Organisation, Person, User, column_length, table_of
@@ -84,6 +85,7 @@ def user_for_token(session: Session, token: str) -> User | None:
         person = _detached(Person, {c.key: values[f"p__{c.key}"] for c in _PERSON.columns})
     user = _detached(User, {c.key: values[f"u__{c.key}"] for c in _USER.columns})
     set_committed_value(user, "person", person)
+    note_heads_organisation(user, bool(values["heads_organisation"]))
     return user
 
 
@@ -100,8 +102,10 @@ def _detached(model: type[_M], values: dict[str, Any]) -> _M:
 _USER = table_of(User)
 _PERSON = table_of(Person)
 _TOKEN = table_of(ApiToken)
+_ORGANISATION = table_of(Organisation)
 _TOKEN_LOGIN = (select(_TOKEN.c.revoked_at, _TOKEN.c.expires_at, *(c.label(f"u__{c.key}") for c in _USER.columns),
-                       *(c.label(f"p__{c.key}") for c in _PERSON.columns))
+                       *(c.label(f"p__{c.key}") for c in _PERSON.columns),
+                       exists().where(_ORGANISATION.c.ceo_id == _USER.c.person_id).label("heads_organisation"))
                 .select_from(_TOKEN.join(_USER, _USER.c.id == _TOKEN.c.user_id)
                              .outerjoin(_PERSON, _PERSON.c.id == _USER.c.person_id))
                 .where(_TOKEN.c.token_hash == bindparam("digest")))

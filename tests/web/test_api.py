@@ -11,10 +11,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from engine.clock import CLOCK
-from engine.models import ApiToken, Leave, Person, ProcessDefinition, ProcessInstance, User
+from engine.models import (
+    ApiToken,
+    HumanTask,
+    Leave,
+    Organisation,
+    Person,
+    ProcessDefinition,
+    ProcessInstance,
+    User,
+)
 from engine.runtime import Runtime
 from tests.web.api_helpers import (
     DEMO_USERS,
@@ -22,6 +31,7 @@ from tests.web.api_helpers import (
     START,
     api_as,
     assert_errors,
+    listening,
     open_task,
     row_counts,
     start_case,
@@ -433,6 +443,27 @@ def test_tasks_lists_what_the_caller_may_work_on(app: Flask, app_org: Runtime) -
     assert task["due_at"] == "2026-04-30T14:30:00+00:00" and task["overdue"] is False
     for username in ("employee", "engineer", "manager", "hr"):
         assert api_as(app, app_org, username).get("/api/v1/tasks").get_json() == {"items": [], "next": None}
+
+
+def test_d19_9a_ceo_tasks_reach_the_ceo_of_the_moment_with_no_query_beyond_the_token_and_the_inbox(
+        app: Flask, app_org: Runtime) -> None:
+    """The token check also reads whether the caller heads an organisation, for that request only."""
+    task = open_task(app_org, start_case(app_org), "invite_submission")
+    with app_org.db.unit_of_work() as uow:
+        uow.session.execute(update(HumanTask).where(HumanTask.id == task).values(assignee_id=None,
+                                                                                   assigned_group="ceo"))
+        uow.commit()
+    ceo = api_as(app, app_org, "ceo")
+    sent: list[str] = []
+    with listening(app_org, "before_cursor_execute", lambda _c, _k, statement, *_a: sent.append(statement)):
+        assert [t["id"] for t in ceo.get("/api/v1/tasks").get_json()["items"]] == [task]
+    assert len([s for s in sent if "organisation" in s]) == 1, sent  # inside the token's statement
+    assert [t["id"] for t in api_as(app, app_org, "delegate").get("/api/v1/tasks").get_json()["items"]] == [task]
+    with app_org.db.unit_of_work() as uow:  # the CEO leaves: the same token no longer reaches the CEO's work
+        uow.session.execute(update(Organisation).values(ceo_id=None))
+        uow.commit()
+    assert ceo.get("/api/v1/tasks").get_json()["items"] == []
+    assert ceo.post(f"/api/v1/tasks/{task}/complete", json={"data": {}}).status_code in (403, 404)
 
 
 def test_tasks_are_paged_by_cursor(app: Flask, app_org: Runtime) -> None:
