@@ -5,11 +5,13 @@ process (copies of one real case each, so the serialized state is genuine). Each
 of 200 staff, who started it and holds its open task, TASKS_EACH (50) cases per person: a small and a large
 database then answer the same inbox request (a full page of 20 out of 50), and only the database around it
 grows. Completing a task gives its next one to the same person, so inboxes keep their size under load.
-Prints throughput and p50/p95/p99 latency per kind of request, and how the per-request cost changes between
-the small and the large database (the ratio should stay under 1.3).
+The two databases are built side by side (two SQLite files, or two schemas of the PostgreSQL database given),
+each served by its own server, and loaded in alternating rounds, so a change in the machine's load falls on
+both alike. Prints throughput and p50/p95/p99 latency per kind of request, and how the per-request cost
+changes between the small and the large database (the ratio should stay under 1.3).
 
 Usage: python benchmarks/http_load.py [FINISHED] [RUNNING] [REQUESTS] [DATABASE_URL] [WORKERS]
-Loopback only; bounded by REQUESTS and a 120 s limit per phase.
+REQUESTS is per database. Loopback only; bounded by REQUESTS and a 120 s limit per round.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 STAFF = 200
 TASKS_EACH = 50
 PHASE_LIMIT_S = 120
+SIZES = ("small", "large")
+ROUNDS = 4
 SERVER_LOG = Path(tempfile.gettempdir()) / "ntpswf-http-load-server.log"
 
 
@@ -54,12 +58,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(url: str, finished: int, running: int) -> dict[str, Any]:
-    """Build the database: staff, one real finished and one real running case, then copies of them."""
+def seed(url: str, finished: int, running: int, schema: str | None = None) -> dict[str, Any]:
+    """Build the database (on PostgreSQL: the URL's schema): staff, one real finished and one real running case,
+    then copies of them."""
     db = Database(url)
     if db.is_postgres:
+        name = schema or "public"
         with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))
     else:
         Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)
@@ -219,24 +225,31 @@ def _pct(values: list[float], p: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(p * (len(ordered) - 1)))]
 
 
-def phase(label: str, url: str, finished: int, running: int, requests: int, workers: int) -> dict[str, float]:
-    t0 = time.perf_counter()
-    seeded = seed(url, finished, running)
-    seeded_s = time.perf_counter() - t0
-    proc, port = serve(url, workers)
-    try:
-        load(port, seeded["tokens"], min(200, requests))  # warm up
-        result = load(port, seeded["tokens"], requests)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    elapsed = result.pop("_elapsed")[0]
+def _databases(url: str | None, tmp: Path) -> dict[str, tuple[str, str | None]]:
+    """The small and the large database side by side, as (url, PostgreSQL schema): two SQLite files, or two
+    schemas of the given PostgreSQL database (its search_path set in the URL, so the servers use them too)."""
+    if not url:
+        return {size: (f"sqlite:///{tmp / f'http-{size}.sqlite3'}", None) for size in SIZES}
+    joiner = "&" if "?" in url else "?"
+    return {size: (f"{url}{joiner}options=-csearch_path%3Dbench_{size}", f"bench_{size}") for size in SIZES}
+
+
+def _drop_schema(url: str, schema: str | None) -> None:
+    if schema is not None:
+        db = Database(url)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        db.dispose()
+
+
+def _report(label: str, result: dict[str, list[float]]) -> dict[str, float]:
+    """Print a size's throughput and latencies; its median per kind of request."""
+    elapsed = sum(result.pop("_elapsed"))
     statuses: dict[int, int] = defaultdict(int)
     for status in result.pop("_statuses"):
         statuses[int(status)] += 1
     total = sum(len(v) for v in result.values())
-    print(f"\n## {label}: {finished:,} finished + {running:,} running cases, {workers} worker(s)"
-          f" (seeded in {seeded_s:.0f} s)")
+    print(f"\n## {label}")
     print(f"throughput: {total / elapsed:.0f} requests/s; statuses {dict(sorted(statuses.items()))}")
     out = {}
     for kind, values in sorted(result.items()):
@@ -252,13 +265,38 @@ def main() -> None:
     running = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
     requests = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000
     workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    sizes = {"small": (max(1, finished // 100), max(STAFF, running // 10)), "large": (finished, running)}
+    results: dict[str, dict[str, list[float]]] = {size: defaultdict(list) for size in SIZES}
+    labels = {}
     with tempfile.TemporaryDirectory() as tmp:
-        url = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else f"sqlite:///{Path(tmp) / 'http.sqlite3'}"
-        small = phase("small database", url, max(1, finished // 100), max(STAFF, running // 10), requests, workers)
-        large = phase("large database", url, finished, running, requests, workers)
+        databases = _databases(sys.argv[4] if len(sys.argv) > 4 else None, Path(tmp))
+        servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        try:
+            tokens = {}
+            for size, (url, schema) in databases.items():
+                t0 = time.perf_counter()
+                tokens[size] = seed(url, *sizes[size], schema)["tokens"]
+                labels[size] = (f"{size} database: {sizes[size][0]:,} finished + {sizes[size][1]:,} running cases, "
+                                f"{workers} worker(s) (seeded in {time.perf_counter() - t0:.0f} s)")
+            for size, (url, _) in databases.items():
+                servers[size] = serve(url, workers)
+                load(servers[size][1], tokens[size], min(200, requests))  # warm up
+            # Alternating rounds (small, large, then large, small, ...): a change in the machine's load falls on both.
+            for r in range(ROUNDS):
+                for size in SIZES if r % 2 == 0 else SIZES[::-1]:
+                    for kind, values in load(servers[size][1], tokens[size], requests // ROUNDS).items():
+                        results[size][kind].extend(values)
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=20)
+            for url, schema in databases.values():
+                _drop_schema(url, schema)
+    print(f"{requests // ROUNDS * ROUNDS:,} requests per database in {ROUNDS} alternating rounds")
+    medians = {size: _report(labels[size], results[size]) for size in SIZES}
     print("\nper-request cost, large/small database (target < 1.3):")
-    for kind in small:
-        print(f"  {kind}: {large[kind] / small[kind]:.2f}")
+    for kind in medians["small"]:
+        print(f"  {kind}: {medians['large'][kind] / medians['small'][kind]:.2f}")
 
 
 if __name__ == "__main__":
