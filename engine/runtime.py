@@ -126,9 +126,14 @@ class Runtime:
             found = session.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
             if found is None:
                 raise NotFound("no such task")
-            task, row = found[0], found[1]
-            if self.db.is_postgres:  # SQLite's write transaction already read it under the lock
-                session.refresh(task)  # the state as it is now that we hold the case (the lock waited)
+            task, row, seen_version = found
+            if row.lock_version != seen_version:
+                # PostgreSQL: a writer changed the case between this statement's snapshot and our lock. The lock
+                # gave us the case as it is now, but the task row is still the snapshot's, so read it again.
+                # Every change to a case's tasks bumps its lock_version (they are written with the case, by
+                # save(), under its lock), so equal versions mean the task row is current too. (SQLite holds the
+                # database's write lock before it reads: there the versions are always equal.)
+                session.refresh(task)
             if not may_work(session, user, task):
                 if may_view_instance(session, user, row):
                     raise Forbidden("this task is assigned to someone else")
@@ -485,7 +490,13 @@ _VERSIONED_UPDATE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id"
 # A case holding its row lock (PostgreSQL; SQLite's write transaction is exclusive), and a task with its case so.
 _LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
               .with_for_update().execution_options(populate_existing=True))
-_TASK_AND_CASE = (select(HumanTask, ProcessInstance).join(HumanTask.instance)
+_SNAPSHOT = _INSTANCE.alias("snapshot")
+#: The task and its case, the case locked; with the case's lock_version as the statement's snapshot saw it (an
+#: unlocked second read of the row), which differs from the locked row's when a writer committed in between.
+_TASK_AND_CASE = (select(HumanTask, ProcessInstance,
+                         select(_SNAPSHOT.c.lock_version).where(_SNAPSHOT.c.id == HumanTask.instance_id)
+                         .scalar_subquery())
+                  .join(HumanTask.instance)
                   .where(HumanTask.id == bindparam("task_id"))
                   .with_for_update(of=_INSTANCE).execution_options(populate_existing=True))
 _DEFINITIONS = table_of(ProcessDefinition)

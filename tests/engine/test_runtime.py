@@ -168,3 +168,44 @@ def test_a_task_keeps_its_own_branchs_data_not_the_cases_snapshot(org: Runtime) 
     assert left.context == {"note": "left branch", "who": "Home"}
     assert right.context == {"note": "right branch", "who": "Host"}
     assert d.instance(case).data["note"] in ("left branch", "right branch")  # one snapshot for the whole case
+
+
+def test_d19_6_a_completion_waiting_on_the_case_sees_the_task_reassigned_meanwhile(org: Runtime) -> None:
+    """The supervisor submits just as the task is appointed to someone else (D19-6). The completion waits for the
+    case's lock; once it has it, the task is another's: refused, nothing completed."""
+    import threading
+
+    from sqlalchemy import update
+
+    from engine.errors import Forbidden, NotFound
+    from engine.models import Person, ProcessInstance
+
+    d = Driver(org)
+    case = d.start("pay_progression", START)
+    task = d.open_task(case, "invite_submission")
+    supervisor = d.user("supervisor")
+    with org.db.engine.connect() as other:
+        other.begin()  # as an appointment does: lock the case, move its task, save the case (lock_version + 1)
+        other.execute(select(ProcessInstance.id).where(ProcessInstance.id == case).with_for_update())
+        other.execute(update(HumanTask).where(HumanTask.id == task.id).values(
+            assignee_id=select(Person.id).where(Person.username == "manager").scalar_subquery()))
+        other.execute(update(ProcessInstance).where(ProcessInstance.id == case).values(
+            lock_version=ProcessInstance.lock_version + 1))
+        outcome: list[BaseException | None] = []
+
+        def submit() -> None:
+            try:
+                org.complete_task(supervisor, task.id, INVITE)
+                outcome.append(None)
+            except BaseException as exc:  # reported below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=submit)
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive() and not outcome  # waiting for the case
+        other.commit()
+    worker.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Forbidden | NotFound), outcome  # not hers to see either
+    again = d.open_task(case, "invite_submission")
+    assert again.id == task.id and again.assignee is not None and again.assignee.username == "manager"
