@@ -7,6 +7,7 @@ import html
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from sqlalchemy import func, select
 from engine.audit import audit, pending_events
 from engine.clock import CLOCK
 from engine.definitions import deploy, read_bundle
-from engine.models import AuditEvent, HumanTask, ProcessDefinition
+from engine.models import AuditEvent, HumanTask, ProcessDefinition, Timer
+from engine.queries import instance_view
 from engine.runtime import Runtime
 from tests.conftest import T0
 from tests.processes.driver import Driver
@@ -94,6 +96,23 @@ def test_scale_a_new_case_is_one_insert_of_its_first_state(org: Runtime) -> None
     assert not [s for s in sent if s.startswith("UPDATE")], sent
     row = Driver(org).instance(case)
     assert row.data == {"n": 1} and row.serialized and row.lock_version == 1
+
+
+def test_scale_a_case_as_the_api_shows_it_is_two_statements(org: Runtime) -> None:
+    """The case row, then its open tasks, waiting timers and history in one UNION ALL, each part in its order."""
+    _deploy(org, "line", ["P3D", None])
+    d = Driver(org)
+    user = d.user("hr")
+    case = org.start(user, "line", {})
+    org.complete_task(user, d.open_task(case, "t0").id, {})
+    with org.db.read() as s, _statements(org) as sent:
+        view = instance_view(s, case)
+    assert len([q for q in sent if q.split()[0].upper() == "SELECT"]) == 2, sent
+    assert view is not None and [t["name"] for t in view["tasks"]] == ["t1"] and view["timers"] == []
+    assert view["tasks"][0]["assignee"] == "hr" and view["tasks"][0]["state"] == "open"
+    assert [e["kind"] for e in view["events"]] == ["started", "task_opened", "task_completed", "task_opened"]
+    assert datetime.fromisoformat(view["events"][1]["detail"]["due_at"]) == T0 + timedelta(days=3)
+    assert all(isinstance(e["at"], str) and e["actor"] == "hr" for e in view["events"])
 
 
 # ------------------------------------------------------------------------------------------- history
@@ -219,3 +238,20 @@ def test_due_at_that_is_no_date_or_duration_leaves_the_task_without_one(org: Run
     assert Driver(org).open_task(case, "t0").due_at is None
     with org.db.read() as s:
         assert s.scalar(select(func.count()).select_from(HumanTask).where(HumanTask.instance_id == case)) == 1
+
+
+def test_a_case_view_lists_its_waiting_timers_soonest_first(org: Runtime) -> None:
+    model = Path(__file__).parent / "timer_models" / "timers_demo.bpmn"
+    with org.db.unit_of_work() as uow:
+        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
+        uow.commit()
+    d = Driver(org)
+    case = d.start("timers_demo", {"employee": "employee", "work_due": "2026-03-10"})
+    with org.db.read() as s:
+        view = instance_view(s, case)
+        waiting = list(s.execute(select(Timer.element, Timer.due_at).where(
+            Timer.instance_id == case, Timer.state == "waiting").order_by(Timer.due_at)))
+    assert view is not None and len(waiting) >= 2
+    assert [(t["element"], datetime.fromisoformat(t["due_at"])) for t in view["timers"]] == [
+        (element, due) for element, due in waiting]
+    assert all(t["name"] for t in view["timers"])
