@@ -196,8 +196,10 @@ class HumanTask(Base):
 
     __tablename__ = "human_task"
     __table_args__ = (
-        Index("ix_task_assignee_state", "assignee_id", "state"),
-        Index("ix_task_group_state", "assigned_group", "state"),
+        # Ending with the id, an inbox page (open tasks of a person or group, oldest first) is read in order from
+        # the index: without it PostgreSQL walked the primary key and filtered, O(all tasks) per page.
+        Index("ix_task_assignee_state_id", "assignee_id", "state", "id"),
+        Index("ix_task_group_state_id", "assigned_group", "state", "id"),
         Index("ix_task_instance_state", "instance_id", "state"),
     )
 

@@ -255,3 +255,42 @@ def test_a_case_view_lists_its_waiting_timers_soonest_first(org: Runtime) -> Non
     assert [(t["element"], datetime.fromisoformat(t["due_at"])) for t in view["timers"]] == [
         (element, due) for element, due in waiting]
     assert all(t["name"] for t in view["timers"])
+
+
+def test_scale_an_inbox_page_is_read_in_order_from_an_index(org: Runtime) -> None:
+    """A page of a person's inbox walks (assignee, state, id) in order and stops after the page: no sort of all
+    their tasks, no walk of every task newer than the page (PostgreSQL's plan with (assignee, state) alone)."""
+    from sqlalchemy import insert, text
+
+    from engine.models import Person
+    from engine.queries import inbox
+
+    _deploy(org, "line", [None])
+    d = Driver(org)
+    case = org.start(d.user("hr"), "line", {})
+    employee = d.user("employee")
+    with org.db.unit_of_work() as uow:  # 300 people with 30 open and 15 finished tasks each, interleaved
+        uow.session.execute(insert(Person), [{"username": f"p{i}", "name": f"P {i}", "email": f"p{i}@example.org",
+                                              "classification": "AO5"}
+                                             for i in range(300)])
+        people = list(uow.session.scalars(select(Person.id).where(Person.username.like("p%"))))
+        people.append(employee.person_id)
+        uow.session.execute(insert(HumanTask), [{
+            "instance_id": case, "spiff_task_id": f"bulk-{i}", "name": "t0", "title": "t0", "lane": None,
+            "assignee_id": people[i % len(people)], "assigned_group": None, "state": "open" if i % 3 else "completed",
+            "created_at": T0} for i in range(45 * len(people))])
+        uow.commit()
+    with org.db.engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+    sent: list[tuple[str, Any]] = []
+    with org.db.read() as s, listening(org, "before_cursor_execute",
+                                       lambda _c, _k, statement, params, *_a: sent.append((statement, params))):
+        page, _ = inbox(s, employee, limit=20)
+    assert len(page) == 20
+    statement, params = next((q, p) for q, p in sent if "human_task" in q)
+    explain = "EXPLAIN " if org.db.is_postgres else "EXPLAIN QUERY PLAN "
+    with org.db.engine.connect() as conn:
+        plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, params))
+    assert "ix_task_assignee_state_id" in plan, plan
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan  # rows come in id order from the index
