@@ -2,8 +2,10 @@
 
 Each benchmark prints its own figures, including its baseline measured in the same run; this collects
 their output verbatim. NTPSWF_BENCH_FULL=1 runs the sizes issue #8 names (100,000 finished and 10,000 running
-cases over HTTP, 1,000 timers due at once among 100,000; about half an hour); NTPSWF_BENCH_POSTGRES_URL adds the
-PostgreSQL runs (1 and 2 processes). Other sizes: call the scripts directly (see each docstring).
+cases over HTTP, 1,000 timers due at once among 100,000; about five minutes on 2 cores); NTPSWF_BENCH_POSTGRES_URL
+adds the PostgreSQL runs (1 and 2 processes) on a scratch database (the timer benchmark replaces its tables; the
+load benchmark works in schemas bench_small and bench_large and drops them). Other sizes: call the scripts
+directly (see each docstring).
 """
 
 from __future__ import annotations
