@@ -77,35 +77,41 @@ _TIMER = table_of(Timer)
 _EVENT = table_of(AuditEvent)
 
 
+# A case's open tasks, waiting timers and history, side by side in one row layout: _task_item's fields, then a
+# timer's (name, element, due_at), then an event's (id, at, actor, kind, detail).
+_PART_TASK = list(_TASK_ITEMS.selected_columns)
+_PART_TIMER = [_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at]
+_PART_EVENT = [_EVENT.c.id, _EVENT.c.at, _EVENT.c.actor, _EVENT.c.kind, _EVENT.c.detail]
+_TASK_SLICE = slice(1, 1 + len(_PART_TASK))  # after the part number
+_TIMER_SLICE = slice(_TASK_SLICE.stop, _TASK_SLICE.stop + len(_PART_TIMER))
+_EVENT_SLICE = slice(_TIMER_SLICE.stop + 1, _TIMER_SLICE.stop + len(_PART_EVENT))  # without the event's id
+
+
 def _case_parts() -> CompoundSelect[Any]:
-    """A case's open tasks, waiting timers and history in one statement (one round trip instead of three): a
-    UNION ALL of three selects, each filling its own columns and typed NULLs in the others', told apart by
-    the first column (0 tasks, 1 timers, 2 events)."""
-    tasks = list(_TASK_ITEMS.selected_columns)
-    timers = [_TIMER.c.name, _TIMER.c.element, _TIMER.c.due_at]
-    events = [_EVENT.c.id, _EVENT.c.at, _EVENT.c.actor, _EVENT.c.kind, _EVENT.c.detail]
-    layout = [*tasks, *timers, *events]
+    """The three in one statement (one round trip instead of three): a UNION ALL of three selects, each filling
+    its own columns and typed NULLs in the others' (PostgreSQL types two bare NULLs as text), told apart by the
+    first column (0 tasks, 1 timers, 2 events)."""
+    layout = [*_PART_TASK, *_PART_TIMER, *_PART_EVENT]
 
     def padded(part: int, own: list[Any]) -> list[Any]:
         return [literal_column(str(part)).label("part"), *(
-            column.label(f"c{i}") if any(column is mine for mine in own) else cast(null(), column.type).label(f"c{i}")
-            for i, column in enumerate(layout))]
+            (column if any(column is mine for mine in own) else cast(null(), column.type)).label(f"c{position}")
+            for position, column in enumerate(layout, start=1))]  # named by their place in the row
 
     case: BindParameter[int] = bindparam("instance_id")
     union = union_all(
-        select(*padded(0, tasks)).select_from(_TASK_ITEMS.get_final_froms()[0])
+        select(*padded(0, _PART_TASK)).select_from(_TASK_ITEMS.get_final_froms()[0])
         .where(_TASK.c.state == "open", _TASK.c.instance_id == case),
-        select(*padded(1, timers)).where(_TIMER.c.instance_id == case, _TIMER.c.state.in_(("waiting", "claimed"))),
-        select(*padded(2, events)).where(_EVENT.c.instance_id == case))
-    by = union.selected_columns
+        select(*padded(1, _PART_TIMER)).where(_TIMER.c.instance_id == case,
+                                              _TIMER.c.state.in_(("waiting", "claimed"))),
+        select(*padded(2, _PART_EVENT)).where(_EVENT.c.instance_id == case))
     # Each part in its own order: tasks by id, timers by due time, events by id (NULL in the other parts).
-    return union.order_by(by.part, by.c0, by[f"c{len(tasks) + 2}"], by[f"c{len(tasks) + 3}"])
+    task_id, timer_due, event_id = _TASK_SLICE.start, _TIMER_SLICE.stop - 1, _EVENT_SLICE.start - 1
+    by = union.selected_columns
+    return union.order_by(by.part, *(by[f"c{position}"] for position in (task_id, timer_due, event_id)))
 
 
 _CASE_PARTS = _case_parts()
-_TASK_SLICE = slice(1, 1 + len(_TASK_ITEMS.selected_columns))
-_TIMER_SLICE = slice(_TASK_SLICE.stop, _TASK_SLICE.stop + 3)
-_EVENT_SLICE = slice(_TIMER_SLICE.stop + 1, _TIMER_SLICE.stop + 5)  # without the event's id
 _DEFINITION = table_of(ProcessDefinition)
 _CASE_VIEW = (select(_CASE.c.id, _CASE.c.process_key, _DEFINITION.c.version, _CASE.c.title, _CASE.c.status,
                      _CASE.c.data, _CASE.c.started_at, _CASE.c.started_by, _CASE.c.ended_at)

@@ -10,18 +10,15 @@ from flask import Flask
 
 from engine.archive import archive_to_file
 from engine.clock import CLOCK
-from engine.definitions import deploy, read_bundle
 from engine.queries import instance_dict
 from engine.runtime import Runtime
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 
 MODEL = Path(__file__).parent / "timer_models" / "parallel.bpmn"
 
 
 def _cases(runtime: Runtime) -> tuple[int, int]:
-    with runtime.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({MODEL.name: MODEL.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(runtime, MODEL)
     d = Driver(runtime)
     user = d.user("hr")
     finished = runtime.start(user, "parallel_review", {})

@@ -20,7 +20,7 @@ from engine.models import AuditEvent, HumanTask, ProcessDefinition, Timer
 from engine.queries import instance_view
 from engine.runtime import Runtime
 from tests.conftest import T0
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 from tests.web.api_helpers import listening
 
 NS = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -241,10 +241,7 @@ def test_due_at_that_is_no_date_or_duration_leaves_the_task_without_one(org: Run
 
 
 def test_a_case_view_lists_its_waiting_timers_soonest_first(org: Runtime) -> None:
-    model = Path(__file__).parent / "timer_models" / "timers_demo.bpmn"
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(org, Path(__file__).parent / "timer_models" / "timers_demo.bpmn")
     d = Driver(org)
     case = d.start("timers_demo", {"employee": "employee", "work_due": "2026-03-10"})
     with org.db.read() as s:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from engine.models import HumanTask
 from engine.runtime import Runtime
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 INVITE = {"invitation": {"message": "Please make your submission by 30 May."}}
@@ -28,13 +28,10 @@ def test_two_branches_of_a_parallel_gateway_completed_at_once_join_once(org: Run
 
     from sqlalchemy import func
 
-    from engine.definitions import deploy, read_bundle
     from engine.models import AuditEvent
 
     model = Path(__file__).parent / "timer_models" / "parallel.bpmn"
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(org, model)
     d = Driver(org)
     user = d.user("hr")
     for _ in range(5):
@@ -67,13 +64,10 @@ def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
     from pathlib import Path
 
     from engine import hooks
-    from engine.definitions import deploy, read_bundle
     from engine.errors import Invalid
 
     model = Path(__file__).parent / "timer_models" / "parallel.bpmn"
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({model.name: model.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(org, model)
     seen: list[str] = []
 
     def opened(session: object, row: object, task: HumanTask) -> None:

@@ -20,7 +20,7 @@ from engine.definitions import deploy, read_bundle
 from engine.models import AuditEvent, ProcessInstance, Timer
 from engine.runtime import Runtime
 from engine.timers import TimerPolicy, TimerService
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 from tests.web.api_helpers import listening
 
 # Wait a day, then divide by the case's `divisor`: a case started with divisor 0 fails when its timer fires.
@@ -149,11 +149,7 @@ def test_issue_8_a_case_that_raises_is_set_aside_and_the_rest_of_its_batch_fires
 
 def test_issue_8_two_schedulers_holding_timers_of_one_case_fire_each_timer_once(org: Runtime) -> None:
     """Claims are disjoint timer rows, but one case's two due timers may go to two schedulers' batches."""
-    models = Path(__file__).parent / "timer_models"
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({"timers_demo.bpmn": (models / "timers_demo.bpmn").read_bytes()}, None),
-               "test")
-        uow.commit()
+    deploy_file(org, Path(__file__).parent / "timer_models" / "timers_demo.bpmn")
     case = Driver(org).start("timers_demo", {"employee": "employee", "work_due": "2026-03-10"})
     with org.db.read() as s:
         due = max(s.scalars(select(Timer.due_at).where(Timer.instance_id == case)))

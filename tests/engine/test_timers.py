@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.clock import CLOCK
-from engine.definitions import deploy, read_bundle
+from engine.definitions import read_bundle
 from engine.models import AuditEvent, HumanTask, Notification, ProcessInstance, Timer
 from engine.runtime import Runtime
 from engine.timers import TimerPolicy, TimerService
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 
 MODELS = Path(__file__).parent / "timer_models"
 DATA = {"employee": "employee", "work_due": "2026-03-10"}
@@ -25,10 +25,7 @@ DUE = datetime(2026, 3, 9, 23, 30, tzinfo=UTC)  # 09:00 on 10 March in Darwin (+
 
 @pytest.fixture
 def timers(org: Runtime) -> Runtime:
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({"timers_demo.bpmn": (MODELS / "timers_demo.bpmn").read_bytes()}, None),
-               "test")
-        uow.commit()
+    deploy_file(org, MODELS / "timers_demo.bpmn")
     return org
 
 
@@ -262,10 +259,7 @@ def test_timer_expressions_are_checked_at_deploy_naming_the_element(expression: 
 
 
 def _deploy_due_at(runtime: Runtime) -> None:
-    bpmn = Path(__file__).parents[2] / "benchmarks" / "due_at.bpmn"
-    with runtime.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({bpmn.name: bpmn.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(runtime, Path(__file__).parents[2] / "benchmarks" / "due_at.bpmn")
 
 
 def test_a_timer_falling_due_between_polls_fires_on_time_not_at_the_next_poll(org: Runtime) -> None:

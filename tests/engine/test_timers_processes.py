@@ -12,12 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.clock import CLOCK
-from engine.definitions import deploy, read_bundle
 from engine.models import AuditEvent, ProcessInstance, Timer
 from engine.runtime import Runtime
 from engine.timers import TimerPolicy
 from tests.conftest import PROJECT_ROOT
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, deploy_file
 
 MODEL = Path(__file__).parent / "timer_models" / "wait_a_day.bpmn"
 
@@ -26,9 +25,7 @@ MODEL = Path(__file__).parent / "timer_models" / "wait_a_day.bpmn"
 def waiting(org: Runtime, db_url: str) -> tuple[Runtime, list[int]]:
     if not db_url.startswith("postgresql"):
         pytest.skip("several scheduler processes need PostgreSQL (SQLite serialises them anyway)")
-    with org.db.unit_of_work() as uow:
-        deploy(uow.session, read_bundle({MODEL.name: MODEL.read_bytes()}, None), "test")
-        uow.commit()
+    deploy_file(org, MODEL)
     d = Driver(org)
     user = d.user("hr")
     cases = [org.start(user, "wait_a_day", {}) for _ in range(300)]
