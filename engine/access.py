@@ -8,7 +8,7 @@ from sqlalchemy import exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from engine.assignment import groups_of, person_by_username
+from engine.assignment import groups_of, oversight_groups, person_by_username
 from engine.models import HumanTask, Person, ProcessInstance, User
 
 #: Processes whose cases OCPE oversees (the placement register).
@@ -32,6 +32,7 @@ def instance_filter(session: Session, user: User) -> ColumnElement[bool]:
         clauses.append(ProcessInstance.subject_id == user.person_id)
         task_match.append(HumanTask.assignee_id == user.person_id)
     groups = groups_of(session, user)
+    groups |= oversight_groups(groups)
     if groups:
         task_match.append(HumanTask.assigned_group.in_(groups))
     if task_match:

@@ -20,10 +20,19 @@ from sqlalchemy.orm import Session
 
 from engine import hooks
 from engine.access import may_view_instance
-from engine.assignment import groups_of, person_by_username, resolve_lane
+from engine.assignment import (
+    SUBJECT_LANE,
+    ceo_office_members,
+    heads_or_delegates_for,
+    manager_of,
+    person_by_username,
+    resolve_lane,
+    separate_from,
+)
 from engine.clock import CLOCK
+from engine.definitions import SPECS, latest_definition
 from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
-from engine.models import AuditEvent, Document, HumanTask, Person, ProcessInstance, User
+from engine.models import AuditEvent, Document, HumanTask, Person, ProcessDefinition, ProcessInstance, User
 from engine.notify import group_members, notify
 from engine.runtime import Runtime, audit
 
@@ -64,15 +73,88 @@ def start_cycle(runtime: Runtime, user: User, agreement_case: int) -> int:
 # --------------------------------------------------------------------------------------------- appointments
 
 
-def _approver(session: Session, user: User, approved_by: str | None) -> str:
-    """The CEO or delegate approving: the user themself, or (for HR and admins) the one they name."""
-    if "ceo" in groups_of(session, user):
+def may_appoint(session: Session, user: User, organisation_id: int | None) -> bool:
+    """D19-6/7/8: the CEO of the employee's organisation or a delegate of that CEO appoints; HR (and
+    administrators) record an appointment on their behalf, naming who approved it."""
+    return user.has_role("admin", "hr") or heads_or_delegates_for(session, user, organisation_id)
+
+
+def may_appoint_in(session: Session, user: User, row: ProcessInstance) -> bool:
+    """may_appoint for a running pay progression case (what the record page offers)."""
+    if row.process_key != PROCESS or row.status != "running":
+        return False
+    subject = session.get(Person, row.subject_id) if row.subject_id else None
+    return may_appoint(session, user, subject.organisation_id if subject else None)
+
+
+def _approver(session: Session, user: User, approved_by: str | None, organisation_id: int | None) -> str:
+    """The CEO or delegate approving: the user themself, or (for HR and admins) the one they name, who must be the
+    CEO of the employee's organisation or a delegate of that CEO."""
+    if heads_or_delegates_for(session, user, organisation_id):
         return user.username
-    ceo_people = {p.username for p in group_members(session, "ceo")}
-    if not approved_by or approved_by not in ceo_people:
+    office = {p.username for p in ceo_office_members(session, organisation_id)} if organisation_id else set()
+    if not approved_by or approved_by not in office:
         raise Invalid("the CEO or a delegate must approve", [Problem(
-            "Name the CEO or CEO delegate who approved this appointment.", field="approved_by")])
+            "Name the CEO, or a CEO delegate, of the employee's organisation who approved this appointment.",
+            field="approved_by")])
     return approved_by
+
+
+def _separated_pairs(definition: ProcessDefinition) -> list[tuple[str, str | None, str, str | None]]:
+    """(task, its lane, a task it must be separate from, that task's lane), from the diagram's `separateFrom`."""
+    parsed = SPECS.get(definition)
+    specs = {name: ts for spec in (parsed.spec, *parsed.subprocess_specs.values()) if spec is not None
+             for name, ts in spec.task_specs.items()}
+    pairs = []
+    for name, ts in specs.items():
+        for other in separate_from(ts):
+            pairs.append((name, getattr(ts, "lane", None), other, getattr(specs.get(other), "lane", None)))
+    return pairs
+
+
+def _holder(session: Session, lane: str | None, assign: dict[str, Any], employee: Person,
+            data: dict[str, Any]) -> str | None:
+    """Who holds a person lane of a case now: its appointee, else the people records."""
+    if lane is None:
+        return None
+    if assign.get(lane):
+        return str(assign[lane])
+    person: Person | None = None
+    if lane == SUBJECT_LANE:
+        person = employee
+    elif lane == "Supervisor":
+        person = employee.supervisor
+    elif lane == "Manager":
+        person = manager_of(employee)
+    elif lane == "FormerManager":
+        person = person_by_username(session, data.get("former_manager")
+                                    or (data.get("transfer") or {}).get("former_manager"))
+    return person.username if person is not None else None
+
+
+def _separation_conflict(session: Session, definition: ProcessDefinition, instance_id: int | None, lane: str,
+                         person: Person, assign: dict[str, Any], employee: Person,
+                         data: dict[str, Any]) -> str | None:
+    """Why `person` may not hold `lane` (separation of duties), or None: they did, or hold the role that does, a
+    step that a step of `lane` must be separate from (whoever recommended does not decide; whoever decided does not
+    review)."""
+    completed: dict[str, set[str]] = {}
+    if instance_id is not None:
+        for name, by in session.execute(select(HumanTask.name, HumanTask.completed_by).where(
+                HumanTask.instance_id == instance_id, HumanTask.state == "completed")):
+            completed.setdefault(name, set()).add(by or "")
+    for task, task_lane, other, other_lane in _separated_pairs(definition):
+        for my_lane, theirs, their_lane in ((task_lane, other, other_lane), (other_lane, task, task_lane)):
+            if my_lane != lane:
+                continue
+            if person.username in completed.get(theirs, set()):
+                return (f"{person.name} took the step '{theirs}' of this case, which the {lane} role must be "
+                        "separate from")
+            if their_lane != lane and theirs not in completed and _holder(
+                    session, their_lane, assign, employee, data) == person.username:
+                return (f"{person.name} holds the {their_lane} role of this case, which the {lane} role must be "
+                        "separate from (whoever recommends does not decide; whoever decides does not review)")
+    return None
 
 
 def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username: str, reason: str,
@@ -80,11 +162,14 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
     """Appoint another person approved by the CEO to a role in a running case; open tasks of that role move."""
     with runtime.db.read() as s:
         row = s.get(ProcessInstance, instance_id)
-        may_appoint = "ceo" in groups_of(s, user) or user.has_role("admin", "hr")
-        if row is None or row.process_key != PROCESS or not (may_appoint or may_view_instance(s, user, row)):
+        employee = s.get(Person, row.subject_id) if row is not None and row.subject_id else None
+        allowed = row is not None and employee is not None and may_appoint(s, user, employee.organisation_id)
+        if row is None or row.process_key != PROCESS or not (allowed or may_view_instance(s, user, row)):
             raise NotFound("no such case")
-        if not may_appoint:
-            raise Forbidden("only the CEO, a CEO delegate, or HR on their behalf may appoint")
+        if not allowed:
+            raise Forbidden("only the CEO of the employee's organisation, a delegate of that CEO, or HR on their "
+                            "behalf may appoint")
+        assert employee is not None
         if row.status != "running":
             raise Conflict(f"the case is {row.status}, not running")
         problems: list[Problem] = []
@@ -95,12 +180,18 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
             problems.append(Problem("no person with this username", field="username"))
         elif person.id == row.subject_id:
             problems.append(Problem("the employee cannot be appointed to assess their own case", field="username"))
+        elif lane in APPOINTABLE:
+            data = row.data or {}
+            conflict = _separation_conflict(s, runtime.definition_of(s, row), row.id, lane, person,
+                                            dict(data.get("assign") or {}), employee, data)
+            if conflict:
+                problems.append(Problem(conflict, field="username"))
         if not (reason or "").strip():
             problems.append(Problem("This field is required.", field="reason"))
         if problems:
             raise Invalid("the appointment has errors", problems)
         assert person is not None
-        approver = _approver(s, user, approved_by)
+        approver = _approver(s, user, approved_by, employee.organisation_id)
     clause, role = APPOINTABLE[lane]
     entry = {"lane": lane, "username": username, "name": person.name, "approved_by": approver,
              "recorded_by": user.username, "on": CLOCK.now().date().isoformat(), "reason": reason.strip(),
@@ -123,7 +214,83 @@ def appoint(runtime: Runtime, user: User, instance_id: int, lane: str, username:
         uow.commit()
 
 
+@hooks.before_start(PROCESS)
+def appointments_at_start(session: Session, user: User | None, actor: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Start data names an assessor, decider or reviewer (`assign`) only when the caller may appoint (the CEO of
+    the employee's organisation, a delegate, or HR naming who approved, in `appointment.approved_by`); each is then
+    recorded as an appointment, checked for separation of duties like one made later (D19-6, D19-7, D19-8)."""
+    raw = data.get("assign")
+    meta = data.pop("appointment", None)
+    if raw in (None, "", {}):
+        return data
+    if not isinstance(raw, dict):
+        raise Invalid("the case cannot start", [Problem("Must map roles to usernames.", field="assign")])
+    employee = person_by_username(session, data.get("employee"))
+    if employee is None:
+        return data  # the starter refuses it, naming the field
+    if user is None or not may_appoint(session, user, employee.organisation_id):
+        raise Forbidden("only the CEO of the employee's organisation, a delegate of that CEO, or HR on their behalf "
+                        "may name who assesses, decides or reviews", [Problem(
+                            "You may not appoint people to this case's roles; leave this out, and the people "
+                            "records decide who takes each step.", field="assign")])
+    meta = meta if isinstance(meta, dict) else {}
+    problems: list[Problem] = []
+    approver = ""
+    try:
+        approver = _approver(session, user, meta.get("approved_by"), employee.organisation_id)
+    except Invalid as exc:
+        problems += [Problem(p.message, field="appointment.approved_by") for p in exc.problems]
+    reason = str(meta.get("reason") or "").strip() or "named when the case was started"
+    definition = latest_definition(session, PROCESS)
+    entries = []
+    for lane, username in raw.items():
+        person = person_by_username(session, username)
+        if lane not in APPOINTABLE:
+            problems.append(Problem(f"only {', '.join(APPOINTABLE)} can be appointed", field=f"assign.{lane}"))
+        elif person is None:
+            problems.append(Problem("no person with this username", field=f"assign.{lane}"))
+        elif person.id == employee.id:
+            problems.append(Problem("the employee cannot be appointed to assess or decide their own case",
+                                    field=f"assign.{lane}"))
+        elif definition is not None and (conflict := _separation_conflict(
+                session, definition, None, lane, person, raw, employee, data)):
+            problems.append(Problem(conflict, field=f"assign.{lane}"))
+        else:
+            clause, _ = APPOINTABLE[lane]
+            entries.append({"lane": lane, "username": username, "name": person.name, "approved_by": approver,
+                            "recorded_by": actor, "on": CLOCK.now().date().isoformat(), "reason": reason,
+                            "clause": clause})
+    if problems:  # the roles first, then who approved
+        raise Invalid("the case cannot start", sorted(problems, key=lambda p: p.field == "appointment.approved_by"))
+    data["appointments"] = [*(data.get("appointments") or []), *entries]
+    return data
+
+
 # --------------------------------------------------------------------------------------------- people record
+
+
+def progression_not_applicable(session: Session, row: ProcessInstance) -> str | None:
+    """Why the case's progression cannot be applied to the people record (D19-4), or None when it can."""
+    data = row.data or {}
+    if data.get("outcome") != "progressed" or not data.get("new_pay_point"):
+        return "the case has no approved progression to apply"
+    if data.get("assessed_classification") != data.get("classification"):
+        return "a higher duties progression is not applied to the nominal pay point"
+    if session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.instance_id == row.id, AuditEvent.kind == "progression_applied")):
+        return "this progression was already applied"
+    person = session.get(Person, row.subject_id) if row.subject_id else None
+    if person is None:
+        return "the employee's record is gone"
+    if person.pay_point != data.get("pay_point"):
+        return f"{person.name} is now on {person.pay_point}, not {data.get('pay_point')}"
+    return None
+
+
+def may_apply_progression(session: Session, user: User, row: ProcessInstance) -> bool:
+    """HR (or an administrator) may apply this case's approved progression now (what the record page offers)."""
+    return (user.has_role("admin", "hr") and row.process_key == PROCESS
+            and progression_not_applicable(session, row) is None)
 
 
 def apply_progression(runtime: Runtime, user: User, instance_id: int) -> str:
@@ -136,18 +303,11 @@ def apply_progression(runtime: Runtime, user: User, instance_id: int) -> str:
         if row is None or row.process_key != PROCESS:
             raise NotFound("no such case")
         data = row.data or {}
-        if data.get("outcome") != "progressed" or not data.get("new_pay_point"):
-            raise Conflict("the case has no approved progression to apply")
-        if data.get("assessed_classification") != data.get("classification"):
-            raise Conflict("a higher duties progression is not applied to the nominal pay point")
-        if s.scalar(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.instance_id == instance_id, AuditEvent.kind == "progression_applied")):
-            raise Conflict("this progression was already applied")
-        person = s.get(Person, row.subject_id) if row.subject_id else None
-        if person is None:
-            raise NotFound("the employee's record is gone")
-        if person.pay_point != data.get("pay_point"):
-            raise Conflict(f"{person.name} is now on {person.pay_point}, not {data.get('pay_point')}")
+        refused = progression_not_applicable(s, row)
+        if refused is not None:
+            raise NotFound(refused) if refused.endswith("is gone") else Conflict(refused)
+        person = s.get(Person, row.subject_id)
+        assert person is not None
         before, person.pay_point = person.pay_point, str(data["new_pay_point"])
         audit(s, instance_id, user.username, "progression_applied", clause="D19-4", before=before,
               after=person.pay_point, effective_date=data.get("effective_date"))

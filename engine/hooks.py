@@ -21,6 +21,9 @@ OnComplete = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any], str]
 OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask], None]
 #: (session, instance, actor) -> None, after every save of the case (its data snapshot is current)
 AfterSave = Callable[[Session, ProcessInstance, str], None]
+#: (session, user or None, actor, start data) -> the start data (may raise Invalid/Forbidden): who may start a case
+#: with what, checked before the process's starter (e.g. appointments named at the start, engine.d19)
+BeforeStart = Callable[[Session, Any, str, dict[str, Any]], dict[str, Any]]
 #: (session, instance id, data) -> data as people should see it (e.g. document references resolved)
 Display = Callable[[Session, int, Any], Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -34,6 +37,7 @@ class Hooks:
     on_task_opened: list[OnTaskOpened] = field(default_factory=list)
     after_save: list[AfterSave] = field(default_factory=list)
     display: list[Display] = field(default_factory=list)
+    before_start: list[BeforeStart] = field(default_factory=list)
 
 
 _REGISTRY: dict[str, Hooks] = {}
@@ -67,6 +71,11 @@ def on_task_opened(process_key: str) -> Callable[[OnTaskOpened], OnTaskOpened]:
 def after_save(process_key: str) -> Callable[[AfterSave], AfterSave]:
     """Decorator: run after every save of a case of this process, in the same transaction."""
     return _register(process_key, "after_save")
+
+
+def before_start(process_key: str) -> Callable[[BeforeStart], BeforeStart]:
+    """Decorator: run when a case of this process is about to start, before its starter checks the data."""
+    return _register(process_key, "before_start")
 
 
 def display(process_key: str) -> Callable[[Display], Display]:

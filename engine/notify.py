@@ -15,19 +15,25 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.assignment import ceo_office_members, needs_appointment
 from engine.clock import CLOCK
 from engine.config import Settings
 from engine.db import Database
-from engine.models import Notification, Organisation, Person, User
+from engine.models import Notification, Person, User
 
 log = logging.getLogger(__name__)
 
 
 def group_members(session: Session, group: str) -> list[Person]:
-    """The people behind a task group: HR and OCPE by login role, 'ceo' = each CEO and delegate."""
-    if group == "ceo":
-        ceos = select(Organisation.ceo_id).where(Organisation.ceo_id.is_not(None))
-        return list(session.scalars(select(Person).where((Person.ceo_delegate.is_(True)) | Person.id.in_(ceos))))
+    """The people behind a task group: HR and OCPE by login role; ``ceo:<organisation>`` that organisation's CEO
+    and delegates; a task waiting for an appointment (``appointment[:<organisation>]``) HR and that CEO's office,
+    who may appoint."""
+    kind, _, organisation = group.partition(":")
+    if kind == "ceo":
+        return ceo_office_members(session, int(organisation)) if organisation.isdigit() else []
+    if needs_appointment(group):
+        office = ceo_office_members(session, int(organisation)) if organisation.isdigit() else []
+        return [*group_members(session, "hr"), *office]
     people = []
     for user in session.scalars(select(User).where(User.active.is_(True), User.person_id.is_not(None))):
         if group in user.roles and user.person is not None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     CompoundSelect,
+    and_,
     bindparam,
     cast,
     func,
@@ -20,11 +21,13 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql import ColumnElement
 
 from engine.access import instance_filter, may_view_instance, person_filter
-from engine.assignment import groups_of, may_work
+from engine.assignment import SUBJECT_LANE, groups_of, may_work, separate_from, separation_problem
 from engine.audit import write_pending
 from engine.clock import CLOCK
+from engine.definitions import SPECS
 from engine.errors import NotFound
 from engine.hooks import display_data, for_display
 from engine.models import (
@@ -128,7 +131,12 @@ def inbox(
         mine.append(_TASK.c.assignee_id == user.person_id)
     groups = groups_of(session, user)
     if groups:
-        mine.append(_TASK.c.assigned_group.in_(groups))
+        group_tasks: ColumnElement[bool] = _TASK.c.assigned_group.in_(groups)
+        if user.person_id is not None:  # separation of duties: never a group's step of one's own case
+            group_tasks = and_(group_tasks, or_(
+                _CASE.c.subject_id.is_(None), _CASE.c.subject_id != user.person_id, _TASK.c.lane.is_(None),
+                _TASK.c.lane == SUBJECT_LANE))
+        mine.append(group_tasks)
     if not mine:
         return [], None
     # Of the case only its title is shown: never read its data or serialized workflow for a list.
@@ -146,9 +154,21 @@ def get_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, boo
     if task is None:
         raise NotFound("no such task")
     workable = task.state == "open" and may_work(session, user, task)
+    if workable:
+        separated = separate_from(task_spec(task.instance.definition, task.name))
+        workable = separation_problem(session, user, task.instance_id, separated) is None
     if not workable and not may_view_instance(session, user, task.instance):
         raise NotFound("no such task")
     return task, workable
+
+
+def task_spec(definition: ProcessDefinition, name: str) -> Any:
+    """The parsed spec of a task element (in the process or one of its subprocesses), or None."""
+    parsed = SPECS.get(definition)
+    for spec in (parsed.spec, *parsed.subprocess_specs.values()):
+        if spec is not None and name in spec.task_specs:
+            return spec.task_specs[name]
+    return None
 
 
 def task_form(session: Session, task: HumanTask, case: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import serialization, starters
 from engine.access import may_start, may_view_instance
-from engine.assignment import may_work, person_by_username, resolve_lane
+from engine.assignment import may_work, performers, person_by_username, resolve_lane, separate_from, separation_problem
 from engine.audit import audit
 from engine.clock import CLOCK
 from engine.config import Settings
@@ -45,6 +45,7 @@ from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, P
 from engine.forms import validate
 from engine.hooks import hooks_for, load_process_modules
 from engine.models import Base, HumanTask, ProcessDefinition, ProcessInstance, Timer, User, table_of
+from engine.notify import group_members, notify
 from engine.scripthelpers import script_helpers
 from engine.scripts import ScriptError, make_script_engine
 
@@ -97,7 +98,14 @@ class Runtime:
                 raise Invalid("data must be an object", [Problem("must be an object", field="data")])
             if user is not None and not may_start(session, user, process_key, data):
                 raise Forbidden("you may not start this case")
-            data = starters.prepare(session, process_key, dict(data), self.settings)
+            data = dict(data)
+            guards = hooks_for(process_key).before_start
+            if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
+                raise Invalid("this process takes no appointments at its start", [Problem(
+                    "this process takes no appointments at its start", field="assign")])
+            for guard in guards:
+                data = guard(session, user, actor, data)
+            data = starters.prepare(session, process_key, data, self.settings)
             parsed = SPECS.get(definition)
             # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
             wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,
@@ -144,6 +152,9 @@ class Runtime:
             spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"the task '{task.title}' is no longer open")
+            separated = separation_problem(session, user, row.id, separate_from(spiff_task.task_spec))
+            if separated is not None:
+                raise Forbidden(separated)
             clean = self._form_data(loaded.row.definition, task, data)
             for hook in hooks_for(loaded.row.process_key).on_complete:
                 clean = hook(session, loaded.row, task, clean, user.username)
@@ -362,7 +373,9 @@ class Runtime:
         spec = spiff_task.task_spec
         ext = getattr(spec, "extensions", None) or {}
         props = ext.get("properties", {})
-        assignment = resolve_lane(session, spec.lane, spiff_task.data, row.started_by)
+        separated = separate_from(spec)
+        exclude = performers(session, row.id, separated) if separated else set()
+        assignment = resolve_lane(session, spec.lane, spiff_task.data, row.started_by, exclude)
         task = insert_row(
             session, HumanTask,
             instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
@@ -378,6 +391,12 @@ class Runtime:
         audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=task.title, lane=spec.lane,
               assignee=assignment.person.username if assignment.person else None, group=assignment.group,
               note=assignment.note, due_at=task.due_at.isoformat() if task.due_at else None)
+        if assignment.needs_appointment:  # it never falls to someone without the authority: it waits, and says so
+            audit(session, row.id, actor, "needs_appointment", task=spec.bpmn_id, title=task.title, lane=spec.lane,
+                  reason=assignment.note)
+            notify(session, group_members(session, assignment.group or ""), f"Needs an appointment: {task.title}",
+                   f"{row.title}: {assignment.note}. Appoint someone to the {spec.lane} role from the case's page.",
+                   row.id)
         return task
 
     def _due_at(self, spiff_task: Any, expression: str | None, opened: datetime | None = None) -> datetime | None:

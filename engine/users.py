@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -85,7 +85,9 @@ def user_for_token(session: Session, token: str) -> User | None:
         person = _detached(Person, {c.key: values[f"p__{c.key}"] for c in _PERSON.columns})
     user = _detached(User, {c.key: values[f"u__{c.key}"] for c in _USER.columns})
     set_committed_value(user, "person", person)
-    note_heads_organisation(user, bool(values["heads_organisation"]))
+    headed = values["headed_count"] or 0  # the organisations the person heads: one is the usual case
+    note_heads_organisation(user, frozenset() if headed == 0 else
+                            frozenset({values["headed_first"]}) if headed == 1 else None)
     return user
 
 
@@ -105,7 +107,10 @@ _TOKEN = table_of(ApiToken)
 _ORGANISATION = table_of(Organisation)
 _TOKEN_LOGIN = (select(_TOKEN.c.revoked_at, _TOKEN.c.expires_at, *(c.label(f"u__{c.key}") for c in _USER.columns),
                        *(c.label(f"p__{c.key}") for c in _PERSON.columns),
-                       exists().where(_ORGANISATION.c.ceo_id == _USER.c.person_id).label("heads_organisation"))
+                       select(func.count(_ORGANISATION.c.id)).where(_ORGANISATION.c.ceo_id == _USER.c.person_id)
+                       .scalar_subquery().label("headed_count"),
+                       select(func.min(_ORGANISATION.c.id)).where(_ORGANISATION.c.ceo_id == _USER.c.person_id)
+                       .scalar_subquery().label("headed_first"))
                 .select_from(_TOKEN.join(_USER, _USER.c.id == _TOKEN.c.user_id)
                              .outerjoin(_PERSON, _PERSON.c.id == _USER.c.person_id))
                 .where(_TOKEN.c.token_hash == bindparam("digest")))

@@ -16,7 +16,6 @@ from flask.typing import ResponseReturnValue
 
 from engine import d19, d19_settings
 from engine.access import may_view_instance
-from engine.assignment import groups_of
 from engine.errors import Conflict, Invalid, NotFound
 from engine.models import ProcessInstance
 from web import services
@@ -136,8 +135,7 @@ def appoint(instance_id: int) -> ResponseReturnValue:
     else:
         with services().db.read() as s:
             row = s.get(ProcessInstance, instance_id)
-            allowed = current_user().has_role("admin", "hr") or "ceo" in groups_of(s, current_user())
-            if row is None or row.process_key != d19.PROCESS or not allowed:
+            if row is None or not d19.may_appoint_in(s, current_user(), row):
                 raise NotFound("no such case")
     return render_template("records/appoint.html", instance_id=instance_id, lanes=d19.APPOINTABLE, form=form,
                            errors=errors, hr=current_user().has_role("admin", "hr")), 422 if errors else 200

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
 
 from engine import queries
-from engine.assignment import groups_of
-from engine.d19 import AGREEMENT_PROCESS, APPOINTABLE, PROCESS
+from engine.d19 import AGREEMENT_PROCESS, APPOINTABLE, may_apply_progression, may_appoint_in
 from engine.d19_record import case_record, record_csv
-from engine.models import AuditEvent
 from web import services
 from web.auth import current_user, login_required
 
@@ -32,14 +29,10 @@ def show(instance_id: int) -> ResponseReturnValue:
         row = queries.get_instance(s, user, instance_id)
         record = case_record(s, row)
         data = row.data or {}
-        applied = bool(s.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.instance_id == row.id, AuditEvent.kind == "progression_applied")))
         hr = user.has_role("admin", "hr")
-        actions = {
-            "appoint": row.process_key == PROCESS and row.status == "running"
-            and (hr or "ceo" in groups_of(s, user)),
-            "apply": hr and row.process_key == PROCESS and data.get("outcome") == "progressed" and not applied
-            and data.get("assessed_classification") == data.get("classification"),
+        actions = {  # the engine decides who may do what; the page only offers it
+            "appoint": may_appoint_in(s, user, row),
+            "apply": may_apply_progression(s, user, row),
             "start_cycle": hr and row.process_key == AGREEMENT_PROCESS and data.get("outcome") == "agreed",
         }
     return render_template("records/record.html", record=record, actions=actions, lanes=APPOINTABLE)

@@ -118,6 +118,13 @@ def _count(d: Driver, model: Any) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def _ceo_office(d: Driver) -> str:
+    """The task group of the employee's own CEO and delegates (D19-7: the CEO is the employee's agency's)."""
+    with d.runtime.db.read() as s:
+        org = s.scalar(select(Person.organisation_id).where(Person.username == "employee"))
+    return f"ceo:{org}"
+
+
 def _refusal(d: Driver, data: dict[str, Any]) -> Invalid:
     with pytest.raises(Invalid) as err:
         d.start("pay_progression", data)
@@ -279,9 +286,12 @@ def test_d19_3_2_a_late_invitation_escalates_to_the_manager_and_hr(drive: Driver
 
 
 def test_d19_3_2_another_appropriate_officer_may_invite(drive: Driver) -> None:
-    case = drive.start("pay_progression", {**START, "assign": {"Supervisor": "manager"}})
+    # HR records the appointment on the CEO's behalf, naming the CEO who approved it (D19-6). The manager could
+    # not be appointed: whoever recommends does not decide (test_d19_authority).
+    case = drive.start("pay_progression", {**START, "assign": {"Supervisor": "delegate"},
+                                           "appointment": {"approved_by": "ceo", "reason": "Sam is on leave"}})
     task = drive.open_task(case, "invite_submission")
-    assert task.assignee is not None and task.assignee.username == "manager"
+    assert task.assignee is not None and task.assignee.username == "delegate"
     assert _refusal(drive, {**START, "assign": {"Employee": "manager"}}).problems[0].field == "assign.Employee"
 
 
@@ -377,7 +387,7 @@ def test_d19_7_a_recommendation_against_goes_to_the_ceo_and_the_employee_is_told
     case = _through_submission(drive)
     drive.complete(case, "recommend", "supervisor", RECOMMEND_NO)
     task = drive.open_task(case, "consider_recommendation_against")
-    assert task.assigned_group == "ceo" and task.lane == "CEO" and task.clause == "D19-7"
+    assert task.assigned_group == _ceo_office(drive) and task.lane == "CEO" and task.clause == "D19-7"
     notices = drive.instance(case).data["notices"]
     assert [n["to"] for n in notices] == ["Employee", "CEO"]
     assert RECOMMEND_NO["recommendation"]["reason"] in notices[1]["body"]
@@ -444,7 +454,7 @@ def test_d19_9a_review_due_in_four_weeks_escalates_when_late_and_backdates(drive
     case = _refused(drive)
     drive.complete(case, "consider_review", "employee", REVIEW)
     task = drive.open_task(case, "ceo_review")
-    assert task.assigned_group == "ceo" and task.clause == "D19-9a"
+    assert task.assigned_group == _ceo_office(drive) and task.clause == "D19-9a"
     review = drive.instance(case).data["review"]
     assert review["requested_on"] == "2026-03-02" and review["due"] == "2026-03-30"
     # Four weeks from receipt: late from the first instant of 31 March in Darwin.
