@@ -8,7 +8,7 @@ from sqlalchemy import exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from engine.assignment import groups_of, oversight_groups, person_by_username
+from engine.assignment import groups_of, heads_or_delegates_for, oversight_groups, person_by_username
 from engine.models import HumanTask, Person, ProcessInstance, User
 
 #: Processes whose cases OCPE oversees (the placement register).
@@ -48,7 +48,8 @@ def may_view_instance(session: Session, user: User, instance: ProcessInstance) -
 
 
 def may_start(session: Session, user: User, process_key: str, data: dict[str, Any]) -> bool:
-    """HR and admins start any case; a supervisor or manager starts one for their own staff;
+    """HR and admins start any case; a supervisor or manager starts one for their own staff, and the CEO of their
+    organisation (or a delegate) for anyone of it;
     a case about nobody in particular (or about oneself, like a placement application) anyone may start."""
     if user.has_role("admin", "hr"):
         return True
@@ -60,7 +61,7 @@ def may_start(session: Session, user: User, process_key: str, data: dict[str, An
         return False
     if process_key in OCPE_PROCESSES and subject.id == user.person_id:
         return True
-    return user.person_id in _leaders_of(subject)
+    return user.person_id in _leaders_of(subject) or heads_or_delegates_for(session, user, subject.organisation_id)
 
 
 def _leaders_of(person: Person) -> set[int]:
