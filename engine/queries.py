@@ -24,7 +24,17 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.sql import ColumnElement
 
 from engine.access import instance_filter, may_view_instance, person_filter
-from engine.assignment import SUBJECT_LANE, groups_of, may_work, separate_from, separation_problem
+from engine.assignment import (
+    NEEDS_APPOINTMENT,
+    SUBJECT_LANE,
+    groups_of,
+    may_work,
+    needs_appointment,
+    oversight_groups,
+    separate_from,
+    separation_problem,
+    subject_outside_own_lane,
+)
 from engine.audit import write_pending
 from engine.clock import CLOCK
 from engine.definitions import SPECS
@@ -60,9 +70,21 @@ def _task_item(fields: Sequence[Any]) -> dict[str, Any]:
     ident, instance, name, title, lane, assignee, group, due_at, clause, state, created_at, case_title = fields
     return {
         "id": ident, "instance": instance, "name": name, "title": title, "lane": lane, "assignee": assignee,
-        "group": group, "due_at": _iso(due_at), "overdue": bool(due_at and state == "open" and due_at < CLOCK.now()),
+        "group": group, "group_label": group_label(group), "needs_appointment": needs_appointment(group),
+        "due_at": _iso(due_at), "overdue": bool(due_at and state == "open" and due_at < CLOCK.now()),
         "clause": clause, "state": state, "created_at": _iso(created_at), "case_title": case_title,
     }
+
+
+def group_label(group: str | None) -> str | None:
+    """A task group as people read it: "HR", "OCPE", "the CEO's office", "needs an appointment"."""
+    if group is None:
+        return None
+    if needs_appointment(group):
+        return "needs an appointment"
+    if group.startswith("ceo:"):
+        return "the CEO's office"
+    return group.upper() + " group"
 
 
 # The lists are read with Core statements built once (columns, not objects: the ORM's loading costs more than
@@ -146,6 +168,37 @@ def inbox(
     rows = session.connection().execute(query).all()
     next_cursor = rows[limit - 1][0] if len(rows) > limit else None
     return [_task_item(r) for r in rows[:limit]], next_cursor
+
+
+def awaiting_appointment(session: Session, user: User, limit: int = 200) -> list[dict[str, Any]]:
+    """Open tasks that wait for an appointment and that the login may resolve by appointing someone: HR and
+    administrators see them all, the CEO's office its organisation's. Oldest first."""
+    if user.has_role("admin", "hr"):
+        where = or_(_TASK.c.assigned_group == NEEDS_APPOINTMENT,
+                    _TASK.c.assigned_group.like(f"{NEEDS_APPOINTMENT}:%"))
+    else:
+        groups = oversight_groups(groups_of(session, user))
+        if not groups:
+            return []
+        where = _TASK.c.assigned_group.in_(groups)
+    rows = session.connection().execute(_TASK_ITEMS.where(where).limit(limit)).all()
+    return [_task_item(r) for r in rows]
+
+
+def blocked_reason(session: Session, user: User, task: HumanTask) -> str | None:
+    """Why the login cannot complete an open task it can see, in words (None when it can, or it is not open)."""
+    if task.state != "open":
+        return None
+    if needs_appointment(task.assigned_group):
+        return ("No one on record may take this step, so it waits for an appointment: HR or the CEO's office "
+                "appoints someone from the case's record page.")
+    if may_work(session, user, task):
+        separated = separate_from(task_spec(task.instance.definition, task.name))
+        reason = separation_problem(session, user, task.instance_id, separated)
+        return f"You cannot complete this step: {reason}." if reason else None
+    if subject_outside_own_lane(user, task.instance, task.lane):
+        return "This step of your own case is for someone else (separation of duties)."
+    return None
 
 
 def get_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, bool]:

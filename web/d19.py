@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from engine import d19, d19_settings
 from engine.access import may_view_instance
-from engine.errors import Conflict, Invalid, NotFound
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import ProcessInstance
 from web import services
 from web.auth import current_user, login_required, roles_required
@@ -136,6 +136,9 @@ def appoint(instance_id: int) -> ResponseReturnValue:
         with services().db.read() as s:
             row = s.get(ProcessInstance, instance_id)
             if row is None or not d19.may_appoint_in(s, current_user(), row):
+                if row is not None and row.process_key == d19.PROCESS and may_view_instance(s, current_user(), row):
+                    raise Forbidden("only the CEO of the employee's organisation, a delegate, or HR on their behalf "
+                                    "may appoint")
                 raise NotFound("no such case")
     return render_template("records/appoint.html", instance_id=instance_id, lanes=d19.APPOINTABLE, form=form,
                            errors=errors, hr=current_user().has_role("admin", "hr")), 422 if errors else 200

@@ -323,6 +323,9 @@ class TaskOut(_Out):
     lane: str | None
     assignee: str | None
     group: str | None = None
+    group_label: str | None = Field(default=None, description="the group as people read it, e.g. \"the CEO's office\"")
+    needs_appointment: bool = Field(default=False, description=(
+        "no one on record may take the step (D19-6/7/8): it waits until HR or the CEO's office appoints someone"))
     due_at: str | None
     overdue: bool
     clause: str | None

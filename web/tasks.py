@@ -49,7 +49,8 @@ def inbox() -> ResponseReturnValue:
     after = request.args.get("after", type=int)
     with services().db.read() as s:
         items, next_cursor = queries.inbox(s, current_user(), after=after)
-    return render_template("inbox.html", items=items, next_cursor=next_cursor)
+        awaiting = queries.awaiting_appointment(s, current_user())
+    return render_template("inbox.html", items=items, next_cursor=next_cursor, awaiting=awaiting)
 
 
 def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list[str]] | None,
@@ -59,6 +60,7 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
         case = queries.task_data(s, task)
         form = queries.task_form(s, task, case)
         info = queries.task_dict(task)
+        info["blocked"] = None if workable else queries.blocked_reason(s, current_user(), task)
         instructions = render_instructions(task.instructions, case)
     fields = None
     if form["schema"]:

@@ -449,9 +449,10 @@ def test_d19_9a_ceo_tasks_reach_the_ceo_of_the_moment_with_no_query_beyond_the_t
         app: Flask, app_org: Runtime) -> None:
     """The token check also reads whether the caller heads an organisation, for that request only."""
     task = open_task(app_org, start_case(app_org), "invite_submission")
-    with app_org.db.unit_of_work() as uow:
+    with app_org.db.unit_of_work() as uow:  # the CEO's office of the employee's organisation (D19-7)
+        org = uow.session.scalar(select(Person.organisation_id).where(Person.username == "employee"))
         uow.session.execute(update(HumanTask).where(HumanTask.id == task).values(assignee_id=None,
-                                                                                   assigned_group="ceo"))
+                                                                                   assigned_group=f"ceo:{org}"))
         uow.commit()
     ceo = api_as(app, app_org, "ceo")
     sent: list[str] = []

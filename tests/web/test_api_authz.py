@@ -31,8 +31,11 @@ PEOPLE_SEEN = {
 CASE_SEEN = {"employee", "supervisor", "hr", "admin"}
 #: Who may complete the invitation (the supervisor it is assigned to); the others who see it get 403.
 TASK_WORKER = "supervisor"
-#: Who may start a case about `employee` (HR, admin, and her leaders).
-STARTERS = {"hr", "admin", "supervisor", "manager"}
+#: Who may start a case about `employee` (HR, admin, her leaders, and her organisation's CEO and delegates).
+STARTERS = {"hr", "admin", "supervisor", "manager", "ceo", "delegate"}
+#: Who may appoint to a role of `employee`'s case (D19-6/7/8): her organisation's CEO and delegates, and HR or
+#: administrators recording it on their behalf. Nobody else even learns the appointment page exists.
+APPOINTERS = {"ceo", "delegate", "hr", "admin"}
 PEOPLE_ADMINS = {"hr", "admin"}
 DEPLOYERS = {"owner", "admin"}
 
@@ -99,6 +102,34 @@ def test_every_call_as_every_login(app: Flask, app_org: Runtime, world: dict[str
     assert hello == (1 if username in DEPLOYERS else 0)
     assert cases == 2
     assert invitation == ("completed" if username == TASK_WORKER else "open")
+
+
+@pytest.mark.parametrize("username", DEMO_USERS)
+def test_d19_6_the_appointment_record_as_every_login(app: Flask, app_org: Runtime, world: dict[str, int],
+                                                     username: str) -> None:
+    """The appointment page and its record, walked as every login: the engine decides, the page only asks."""
+    case = world["case"]
+    web = app.test_client()
+    assert Auth(web).login(username).status_code == 302
+    page = web.get(f"/d19/cases/{case}/appoint")
+    refused = 403 if username in CASE_SEEN else 404  # 404 where even the case's existence is private
+    assert page.status_code == (200 if username in APPOINTERS else refused), username
+    record = web.get(f"/cases/{case}/record")
+    assert record.status_code == (200 if username in CASE_SEEN else 404), username
+    if record.status_code == 200:
+        assert (f"/d19/cases/{case}/appoint" in record.get_data(as_text=True)) == (username in APPOINTERS), username
+    posted = web.post(f"/d19/cases/{case}/appoint", data={
+        "lane": "Supervisor", "username": "clerk", "reason": "Sam is on leave", "approved_by": "ceo"})
+    assert posted.status_code == (302 if username in APPOINTERS else refused), (username, posted.status_code)
+    with app_org.db.read() as s:
+        row = s.get_one(ProcessInstance, case)
+        appointed = [(a["username"], a["approved_by"], a["recorded_by"]) for a in row.data.get("appointments", [])]
+        moved = s.get_one(HumanTask, world["task"]).assignee
+    if username in APPOINTERS:  # the CEO and delegates approve themselves; HR and admins name who approved
+        assert appointed == [("clerk", username if username in ("ceo", "delegate") else "ceo", username)]
+        assert moved is not None and moved.username == "clerk"
+    else:
+        assert appointed == [] and moved is not None and moved.username == "supervisor"
 
 
 def test_another_employee_sees_nothing_of_employees_case(app: Flask, app_org: Runtime,
