@@ -8,7 +8,14 @@ from sqlalchemy import exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from engine.assignment import groups_of, heads_or_delegates_for, oversight_groups, person_by_username
+from engine.assignment import (
+    AGENCY_PROCESSES,
+    groups_of,
+    heads_or_delegates_for,
+    hr_agency,
+    oversight_groups,
+    person_by_username,
+)
 from engine.models import HumanTask, Person, ProcessInstance, User
 
 #: Processes whose cases OCPE oversees (the placement register).
@@ -16,14 +23,19 @@ OCPE_PROCESSES = frozenset({"secondment"})
 
 
 def sees_all_cases(user: User) -> bool:
-    """Admins and HR see every case."""
+    """Admins and HR see every case (HR of one agency: but another agency's employees' private cases)."""
     return user.has_role("admin", "hr")
 
 
 def instance_filter(session: Session, user: User) -> ColumnElement[bool]:
     """A WHERE clause selecting the instances a user may see (for lists)."""
     if sees_all_cases(user):
-        return ProcessInstance.id.is_not(None)
+        agency = hr_agency(user)
+        if agency is None:
+            return ProcessInstance.id.is_not(None)
+        return or_(ProcessInstance.process_key.not_in(AGENCY_PROCESSES), ProcessInstance.subject_id.is_(None),
+                   ProcessInstance.subject_id.in_(select(Person.id).where(Person.organisation_id == agency)),
+                   ProcessInstance.started_by == user.username)
     clauses: list[ColumnElement[bool]] = [ProcessInstance.started_by == user.username]
     if user.has_role("ocpe"):
         clauses.append(ProcessInstance.process_key.in_(OCPE_PROCESSES))

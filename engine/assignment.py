@@ -216,6 +216,30 @@ _ORGANISATION = table_of(Organisation)
 _CEO_OF = select(_ORGANISATION.c.id).where(_ORGANISATION.c.ceo_id == bindparam("person_id"))
 
 
+#: Processes about one employee that are private to the employee's agency: HR of another agency neither sees nor
+#: works them (D19: written reasons and submissions go to the people the determination names, and to HR of that
+#: agency).
+AGENCY_PROCESSES = frozenset({"pay_progression", "performance_agreement"})
+
+
+def hr_agency(user: User) -> int | None:
+    """The organisation an HR login serves (its people record's), or None when it serves every agency
+    (administrators, and HR logins without a people record in an organisation)."""
+    if user.has_role("admin") or not user.has_role("hr") or user.person is None:
+        return None
+    return user.person.organisation_id
+
+
+def another_agencys(session: Session, user: User, instance: ProcessInstance | None) -> bool:
+    """True when an HR login serves one agency and the case is an agency-private case of another's employee."""
+    agency = hr_agency(user)
+    if agency is None or instance is None or instance.subject_id is None:
+        return False
+    if instance.process_key not in AGENCY_PROCESSES:
+        return False
+    return session.scalar(select(Person.organisation_id).where(Person.id == instance.subject_id)) != agency
+
+
 def may_work(session: Session, user: User, task: HumanTask) -> bool:
     """True when the task is assigned to the user's person or to a group the user works in, and the user is
     not the case's subject acting outside the subject's lane (separation of duties, checked for every path).
@@ -227,6 +251,8 @@ def may_work(session: Session, user: User, task: HumanTask) -> bool:
     else:
         mine = task.assigned_group is not None and task.assigned_group in groups_of(session, user)
     if not mine:
+        return False
+    if task.assigned_group == GROUP_LANES["HR"] and another_agencys(session, user, task.instance):
         return False
     return not subject_outside_own_lane(user, task.instance, task.lane)
 

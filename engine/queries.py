@@ -25,9 +25,11 @@ from sqlalchemy.sql import ColumnElement
 
 from engine.access import instance_filter, may_view_instance, person_filter
 from engine.assignment import (
+    AGENCY_PROCESSES,
     NEEDS_APPOINTMENT,
     SUBJECT_LANE,
     groups_of,
+    hr_agency,
     may_work,
     needs_appointment,
     oversight_groups,
@@ -98,6 +100,7 @@ _TASK_ITEMS = (select(_TASK.c.id, _TASK.c.instance_id, _TASK.c.name, _TASK.c.tit
                .select_from(_TASK.join(_CASE, _CASE.c.id == _TASK.c.instance_id)
                             .outerjoin(_PERSON, _PERSON.c.id == _TASK.c.assignee_id))
                .where(_TASK.c.state == "open").order_by(_TASK.c.id))
+_PEOPLE = _PERSON.alias("people")  # for subqueries: _PERSON is the assignee in _TASK_ITEMS
 _TIMER = table_of(Timer)
 _EVENT = table_of(AuditEvent)
 
@@ -158,6 +161,12 @@ def inbox(
             group_tasks = and_(group_tasks, or_(
                 _CASE.c.subject_id.is_(None), _CASE.c.subject_id != user.person_id, _TASK.c.lane.is_(None),
                 _TASK.c.lane == SUBJECT_LANE))
+        agency = hr_agency(user)
+        if agency is not None:  # HR of one agency: its own employees' private cases only (as may_work)
+            group_tasks = and_(group_tasks, or_(
+                _TASK.c.assigned_group != "hr", _CASE.c.subject_id.is_(None),
+                _CASE.c.process_key.not_in(AGENCY_PROCESSES),
+                _CASE.c.subject_id.in_(select(_PEOPLE.c.id).where(_PEOPLE.c.organisation_id == agency))))
         mine.append(group_tasks)
     if not mine:
         return [], None

@@ -38,7 +38,10 @@ EXTRA = [
     ("orphan", "DPC", "SPAO1", "SPAO1-1", None, None, False),
     ("solo", "DPC", "SPAO1", "SPAO1-1", "supervisor", "supervisor", False),
     ("portdelegate", "DPC", "SPAO2", "SPAO2-1", "supervisor", None, True),
+    ("nthhr", "NTH", "AO7", None, "nthceo", None, False),
 ]
+#: Logins with more than the staff role.
+ROLES = {"nthhr": ["hr", "staff"]}
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def people(org: Runtime) -> Runtime:
                                        classification=classification, pay_point=point, organisation=organisation,
                                        supervisor=supervisor, manager=manager, commenced_on="2024-01-15",
                                        ceo_delegate=delegate))
-            create_user(s, username, ["staff"], None, password_hash=digest)
+            create_user(s, username, ROLES.get(username, ["staff"]), None, password_hash=digest)
         s.flush()
         nth = s.scalar(select(Person).where(Person.username == "nthceo"))
         assert nth is not None and nth.organisation is not None
@@ -248,3 +251,19 @@ def test_d19_6_a_step_with_nobody_on_record_waits_for_an_appointment_not_for_hr(
     d19.appoint(drive.runtime, drive.user("ceo"), case, "Supervisor", "supervisor", "acting supervisor")
     drive.complete(case, "invite_submission", "supervisor", INVITE)
     assert drive.open_task(case, "make_submission").assignee.username == "orphan"  # type: ignore[union-attr]
+
+
+def test_d19_7_hr_of_another_agency_neither_sees_nor_works_the_case(drive: Driver) -> None:
+    """Written reasons and submissions go to the people the determination names, and to HR of that agency."""
+    case = _against(drive)
+    assert _sees(drive, "hr", case) and not _sees(drive, "nthhr", case)
+    with drive.runtime.db.unit_of_work() as uow:  # an HR step of the case (as the section 59 outcome is)
+        task = uow.session.scalar(select(HumanTask).where(HumanTask.instance_id == case, HumanTask.state == "open"))
+        assert task is not None
+        task.assignee_id, task.assigned_group, task.lane = None, "hr", "HR"
+        uow.commit()
+    assert [n for _, n in _inbox(drive, "hr")] == ["consider_recommendation_against"]
+    assert _inbox(drive, "nthhr") == []
+    with drive.runtime.db.read() as s:
+        with pytest.raises(NotFound):
+            queries.get_task(s, drive.user("nthhr"), task.id)
