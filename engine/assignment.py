@@ -103,10 +103,10 @@ def resolve_lane(session: Session, lane: str | None, data: dict[str, Any], start
     if lane is None:
         starter_person = person_by_username(session, starter)
         return Assignment(starter_person, None if starter_person else FALLBACK_GROUP)
-    subject = case_subject(session, data)
-    org = subject.organisation_id if subject is not None else None
     if lane in GROUP_LANES:
         return Assignment(None, GROUP_LANES[lane])
+    subject = case_subject(session, data)
+    org = subject.organisation_id if subject is not None else None
     raw = data.get("assign")
     assign: dict[str, Any] = raw if isinstance(raw, dict) else {}
     person: Person | None = None
