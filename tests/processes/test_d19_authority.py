@@ -109,6 +109,18 @@ def _against(d: Driver, start: dict[str, Any] | None = None) -> int:
     return case
 
 
+def _in_review(d: Driver, start: dict[str, Any] | None = None, decider: str = "manager") -> int:
+    """A refused case whose employee asked the CEO for a review (cl. 9): the review is the CEO lane's step."""
+    case = _against(d, start)
+    d.complete(case, "decide", decider, REFUSE)
+    d.complete(case, "consider_review", (start or START)["employee"], REVIEW)
+    return case
+
+
+CONFIRM = {"review_decision": {"new_information_accepted": "not_accepted", "outcome": "confirm",
+                               "reason": "The decision stands."}}
+
+
 # ------------------------------------------------------------------------------------------ appointments at start
 
 
@@ -176,31 +188,40 @@ def test_d19_6_processes_without_a_policy_take_no_appointments_at_start(drive: D
 def test_d19_7_the_ceo_lane_is_the_employees_own_ceo_and_delegates(drive: Driver) -> None:
     """Issue 15: the head of another agency received a supervisor's written reasons and could refuse."""
     case = _against(drive)
-    assert (case, "consider_recommendation_against") in _inbox(drive, "ceo")
-    assert (case, "consider_recommendation_against") in _inbox(drive, "delegate")
-    assert _inbox(drive, "nthceo") == [] and _inbox(drive, "nthdelegate") == []
-    assert not _sees(drive, "nthceo", case) and not _sees(drive, "nthdelegate", case)
-    with pytest.raises(NotFound):
-        drive.complete(case, "consider_recommendation_against", "nthceo", REFUSE)
-    told = _told(drive, case)
+    told = _told(drive, case)  # the written reason (cl. 7) reaches the employee's own CEO's office only
     assert "nthceo" not in told and "nthdelegate" not in told
     assert any("not recommended" in s for s in told["ceo"]) and any("not recommended" in s for s in told["delegate"])
+    assert not _sees(drive, "nthceo", case) and not _sees(drive, "nthdelegate", case)
+    drive.complete(case, "decide", "manager", REFUSE)
+    drive.complete(case, "consider_review", "employee", REVIEW)
+    assert (case, "ceo_review") in _inbox(drive, "ceo")
+    assert (case, "ceo_review") in _inbox(drive, "delegate")
+    assert _inbox(drive, "nthceo") == [] and _inbox(drive, "nthdelegate") == []
+    with pytest.raises(NotFound):
+        drive.complete(case, "ceo_review", "nthceo", CONFIRM)
+    assert not _sees(drive, "nthceo", case)
 
 
 def test_d19_9a_whoever_decided_does_not_review(drive: Driver) -> None:
-    """Issue 15: the same CEO delegate refused at first instance and then confirmed the refusal on review."""
+    """Issue 15: the same CEO delegate refused at first instance and then confirmed the refusal on review.
+
+    The delegate decides as the officer the CEO determines (cl. 8), then the review comes to the CEO's office."""
     case = _against(drive)
-    drive.complete(case, "consider_recommendation_against", "delegate", REFUSE)
+    d19.appoint(drive.runtime, drive.user("ceo"), case, "Manager", "delegate", "the manager is conflicted")
+    drive.complete(case, "decide", "delegate", REFUSE)
     drive.complete(case, "consider_review", "employee", REVIEW)
     assert (case, "ceo_review") in _inbox(drive, "ceo")
     with pytest.raises(Forbidden) as err:
-        drive.complete(case, "ceo_review", "delegate", {"review_decision": {"outcome": "confirm", "reason": "x"}})
+        drive.complete(case, "ceo_review", "delegate", CONFIRM)
     assert "separate" in err.value.message
     with drive.runtime.db.read() as s:  # the task page says it cannot be done by them
         task = s.scalar(select(HumanTask).where(HumanTask.instance_id == case, HumanTask.name == "ceo_review"))
         assert task is not None
         assert queries.get_task(s, drive.user("delegate"), task.id)[1] is False
+        assert "separate" in (queries.blocked_reason(s, drive.user("delegate"), task) or "")
         assert queries.get_task(s, drive.user("ceo"), task.id)[1] is True
+    drive.complete(case, "ceo_review", "ceo", CONFIRM)
+    assert drive.instance(case).data["review"]["outcome"] == "confirm"
 
 
 def test_d19_8_the_officer_who_recommended_cannot_decide_a_case_routed_back_to_him(drive: Driver) -> None:
@@ -222,11 +243,12 @@ def test_d19_8_the_officer_who_recommended_cannot_decide_a_case_routed_back_to_h
 
 
 def test_d19_7_a_ceo_delegate_never_takes_a_ceo_step_of_her_own_case(drive: Driver) -> None:
-    case = _against(drive, {**START, "employee": "portdelegate"})
-    assert (case, "consider_recommendation_against") not in _inbox(drive, "portdelegate")
+    case = _in_review(drive, {**START, "employee": "portdelegate"})
+    assert (case, "ceo_review") in _inbox(drive, "ceo")
+    assert (case, "ceo_review") not in _inbox(drive, "portdelegate")
     with pytest.raises((Forbidden, NotFound)):
-        drive.complete(case, "consider_recommendation_against", "portdelegate", {"decision": {"approve": "approve"}})
-    drive.complete(case, "consider_recommendation_against", "ceo", REFUSE)
+        drive.complete(case, "ceo_review", "portdelegate", CONFIRM)
+    drive.complete(case, "ceo_review", "delegate", CONFIRM)
 
 
 # ------------------------------------------------------------------------------------------ nobody to act
@@ -262,7 +284,7 @@ def test_d19_7_hr_of_another_agency_neither_sees_nor_works_the_case(drive: Drive
         assert task is not None
         task.assignee_id, task.assigned_group, task.lane = None, "hr", "HR"
         uow.commit()
-    assert [n for _, n in _inbox(drive, "hr")] == ["consider_recommendation_against"]
+    assert [n for _, n in _inbox(drive, "hr")] == ["decide"]
     assert _inbox(drive, "nthhr") == []
     with drive.runtime.db.read() as s:
         with pytest.raises(NotFound):

@@ -384,10 +384,11 @@ def test_d19_7_recommending_against_needs_a_reason_and_nothing_changes(drive: Dr
 
 
 def test_d19_7_a_recommendation_against_goes_to_the_ceo_and_the_employee_is_told(drive: Driver) -> None:
+    """cl. 7: the written reason goes to the CEO and the employee is advised; cl. 8: the manager still decides."""
     case = _through_submission(drive)
     drive.complete(case, "recommend", "supervisor", RECOMMEND_NO)
-    task = drive.open_task(case, "consider_recommendation_against")
-    assert task.assigned_group == _ceo_office(drive) and task.lane == "CEO" and task.clause == "D19-7"
+    task = drive.open_task(case, "decide")
+    assert task.assignee is not None and task.assignee.username == "manager" and task.lane == "Manager"
     notices = drive.instance(case).data["notices"]
     assert [n["to"] for n in notices] == ["Employee", "CEO"]
     assert RECOMMEND_NO["recommendation"]["reason"] in notices[1]["body"]
@@ -395,16 +396,16 @@ def test_d19_7_a_recommendation_against_goes_to_the_ceo_and_the_employee_is_told
     told = _told(drive, case)
     assert told["employee"] == ["Your supervisor does not recommend pay progression"]
     assert {"ceo", "delegate"} <= set(told)
-    # The CEO (or delegate) decides, here agreeing with the supervisor.
-    drive.complete(case, "consider_recommendation_against", "delegate", REFUSE)
+    # The supervisor's manager decides (cl. 8), here agreeing with the supervisor.
+    drive.complete(case, "decide", "manager", REFUSE)
     assert drive.instance(case).data["outcome"] == "not_progressed"
     assert drive.open_tasks(case) == ["consider_review"]
 
 
-def test_d19_7_the_ceo_may_approve_against_the_recommendation(drive: Driver) -> None:
+def test_d19_8_the_manager_may_approve_against_the_recommendation(drive: Driver) -> None:
     case = _through_submission(drive)
     drive.complete(case, "recommend", "supervisor", RECOMMEND_NO)
-    drive.complete(case, "consider_recommendation_against", "ceo", DECIDE_YES)
+    drive.complete(case, "decide", "manager", DECIDE_YES)
     row = drive.instance(case)
     assert row.status == "completed" and row.data["outcome"] == "progressed"
 

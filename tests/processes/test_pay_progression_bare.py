@@ -46,7 +46,6 @@ USER_TASKS = {
         "assess_former_position": ("FormerManager", "D19-11"),
         "recommend": ("Supervisor", "D19-7"),
         "decide": ("Manager", "D19-8"),
-        "consider_recommendation_against": ("CEO", "D19-7"),
         "assess_nominal_level": ("Manager", "D19-12"),
         "consider_review": ("Employee", "D19-9a"),
         "ceo_review": ("CEO", "D19-9a"),
