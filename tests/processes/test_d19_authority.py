@@ -286,6 +286,5 @@ def test_d19_7_hr_of_another_agency_neither_sees_nor_works_the_case(drive: Drive
         uow.commit()
     assert [n for _, n in _inbox(drive, "hr")] == ["decide"]
     assert _inbox(drive, "nthhr") == []
-    with drive.runtime.db.read() as s:
-        with pytest.raises(NotFound):
-            queries.get_task(s, drive.user("nthhr"), task.id)
+    with drive.runtime.db.read() as s, pytest.raises(NotFound):
+        queries.get_task(s, drive.user("nthhr"), task.id)
