@@ -24,6 +24,8 @@ from engine.runtime import Runtime
 from engine.users import get_person
 
 LEAVE_KINDS = ("lwop", "ordinary", "extended")
+#: Kinds of leave that postpone the assessment date when they do not count as service (D19-9d, D19-10).
+POSTPONING = ("lwop", "extended")
 #: Dates of a pay progression case that move with the annual assessment date (D19-9d).
 MOVING_DATES = ("assessment_date", "original_assessment_date", "submission_closes", "revised_assessment_date")
 
@@ -37,6 +39,8 @@ def _parse(payload: dict[str, Any]) -> tuple[str, date, date, bool]:
     for name in ("start", "end"):
         try:
             dates[name] = policy.parse_date(payload.get(name))  # type: ignore[arg-type]  # checked by parse_date
+        except policy.DateOutOfRange as exc:
+            problems.append(Problem(f"The date {exc}.", field=name))
         except (ValueError, TypeError):
             problems.append(Problem("Must be a date (YYYY-MM-DD).", field=name))
     counts = payload.get("counts_as_service")
@@ -92,7 +96,9 @@ def record_leave(runtime: Runtime, user: User, username: str, payload: dict[str,
             if kind == "extended":
                 _tell_supervisor(runtime, session, user, row, start, end)
                 told.append(instance_id)
-            elif _postpone(runtime, session, user, row, start, end):
+            # D19-9d: leave that does not count as service postpones the assessment date; extended leave that is
+            # not service (issue 15) postpones exactly as leave without pay does.
+            if not counts and kind in POSTPONING and _postpone(runtime, session, user, row, start, end, kind):
                 retimed.append(instance_id)
         uow.commit()
     return {"username": username, "kind": kind, "start": start.isoformat(), "end": end.isoformat(),
@@ -100,7 +106,7 @@ def record_leave(runtime: Runtime, user: User, username: str, payload: dict[str,
 
 
 def _postpone(runtime: Runtime, session: Session, user: User, row: ProcessInstance, start: date,
-              end: date) -> bool:
+              end: date, kind: str = "lwop") -> bool:
     """D19-9d: move the case's dates for leave without pay that does not count as service; False if it falls
     outside the case's cycle."""
     data = row.data or {}
@@ -109,10 +115,13 @@ def _postpone(runtime: Runtime, session: Session, user: User, row: ProcessInstan
         return False
     runtime.change_case_data(
         session, user.username, row, changes,
-        f"Determination 19, cl. 9: {days} days of leave without pay ({start} to {end}) that do not count "
+        f"Determination 19, cl. 9: {days} days of {_WORDS.get(kind, kind)} ({start} to {end}) that do not count "
         f"as service postpone the annual assessment date from {data['assessment_date']} to "
         f"{changes['assessment_date']}")
     return True
+
+
+_WORDS = {"lwop": "leave without pay", "extended": "extended leave"}
 
 
 def _tell_supervisor(runtime: Runtime, session: Session, user: User, row: ProcessInstance, start: date,

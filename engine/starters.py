@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import d19_rules, d19_settings, policy
@@ -20,7 +21,7 @@ from engine.clock import CLOCK
 from engine.config import Settings
 from engine.definitions import latest_definition
 from engine.errors import Invalid, Problem
-from engine.models import Person, ProcessDefinition, ProcessInstance
+from engine.models import Leave, Person, ProcessDefinition, ProcessInstance
 from engine.scripthelpers import next_pay_point, pay_points, script_helpers
 from engine.scripts import make_script_engine
 
@@ -30,6 +31,9 @@ D19_CLASSIFICATIONS = ("SPAO1", "SPAO2", "SPPO1", "SPPO2")
 APPOINTABLE_LANES = ("Supervisor", "Manager", "CEO", "FormerManager")
 #: The field a refusal points at, by the rule that refused.
 RULE_FIELDS = {"D19-1": "employee", "D19-5": "assessment_date", "D19-11": "transfer", "D19-12": "higher_duties_level"}
+
+#: Leave that postpones the assessment date when it does not count as service (D19-9d; D19-10 extended leave).
+POSTPONING_LEAVE = ("lwop", "extended")
 
 Preparer = Callable[[Session, dict[str, Any], Settings], dict[str, Any]]
 
@@ -46,6 +50,9 @@ def _date(data: dict[str, Any], name: str, problems: list[Problem], field: str |
         return None
     try:
         parsed = policy.parse_date(value)
+    except policy.DateOutOfRange as exc:
+        problems.append(Problem(f"The date {exc!s}.", field=field or name))
+        return None
     except (ValueError, TypeError):
         problems.append(Problem("Must be a date (YYYY-MM-DD).", field=field or name))
         return None
@@ -150,13 +157,54 @@ def _definition(session: Session, key: str) -> ProcessDefinition:
     return definition
 
 
-def _months_on(periods: list[dict[str, Any]], classification: str) -> int:
-    """Whole months of higher duties at `classification`, continuous or in broken periods (D19-12(1))."""
+def _months_on(periods: list[dict[str, Any]], classification: str, ending: date,
+               away: list[policy.Period]) -> int:
+    """Months of higher duties at `classification`, continuous or in broken periods (D19-12(1)), added up by
+    calendar days with leave that is not service taken out, counted back from the assessment date."""
     spans = [(policy.parse_date(p["start"]), policy.parse_date(p["end"])) for p in periods
              if p["classification"] == classification]
-    days = policy.days_in(spans)
-    anchor = date(2001, 1, 1)  # any fixed day: counts the days as calendar months from there
-    return policy.whole_months(anchor, anchor + timedelta(days=days)) if days else 0
+    days = policy.days_in(spans) - _overlap(spans, away)
+    return policy.months_of_days(days, ending)
+
+
+def _overlap(spans: list[policy.Period], away: list[policy.Period]) -> int:
+    """Days of `away` that fall inside the union of `spans`."""
+    return sum(policy.days_within(away, s, e) for s, e in _merged(spans))
+
+
+def _merged(spans: list[policy.Period]) -> list[policy.Period]:
+    merged: list[list[date]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1] + timedelta(days=1):
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def _not_service(session: Session, employee: Person) -> list[tuple[policy.Period, str]]:
+    """The employee's recorded leave that does not count as service (LWOP, extended leave), whenever recorded."""
+    rows = session.scalars(select(Leave).where(Leave.person_id == employee.id, Leave.counts_as_service.is_(False),
+                                               Leave.kind.in_(POSTPONING_LEAVE)).order_by(Leave.start))
+    return [((row.start, row.end), row.kind) for row in rows]
+
+
+def _running_cycle(session: Session, employee: Person) -> int | None:
+    return session.scalar(select(ProcessInstance.id).where(
+        ProcessInstance.process_key == "pay_progression", ProcessInstance.status == "running",
+        ProcessInstance.subject_id == employee.id).order_by(ProcessInstance.id).limit(1))
+
+
+def _recorded_agreement(session: Session, employee: Person) -> tuple[int, dict[str, Any]] | None:
+    """The employee's newest recorded performance agreement (a completed, agreed performance_agreement case)."""
+    rows = session.scalars(select(ProcessInstance).where(
+        ProcessInstance.process_key == "performance_agreement", ProcessInstance.status == "completed",
+        ProcessInstance.subject_id == employee.id).order_by(ProcessInstance.id.desc()))
+    for row in rows:
+        agreement = (row.data or {}).get("agreement")
+        if (row.data or {}).get("outcome") == "agreed" and isinstance(agreement, dict):
+            return row.id, agreement
+    return None
 
 
 # ------------------------------------------------------------------------------------------ pay progression
@@ -166,16 +214,31 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     """Check a pay progression start (D19-1, D19-5, D19-11, D19-12) and fill in what the records know."""
     problems: list[Problem] = []
     employee = _person(data, "employee", session, problems)
+    recorded: tuple[int, dict[str, Any]] | None = None
     if data.get("agreement_case") not in (None, ""):
         agreement = _agreement_from_case(session, data["agreement_case"], employee, problems)
         if agreement is not None:
             data["agreement_case"] = int(data["agreement_case"])
+            recorded = (data["agreement_case"], agreement)
             data.setdefault("agreement_start", agreement.get("start"))
             data.setdefault("assessment_date", agreement.get("end"))
+    elif employee is not None:
+        recorded = _recorded_agreement(session, employee)
     start = _date(data, "agreement_start", problems)
     assessment = _date(data, "assessment_date", problems)
     if start and assessment and start >= assessment:
         problems.append(Problem("the assessment date must be after the agreement start", field="assessment_date"))
+    if employee is not None and (running := _running_cycle(session, employee)) is not None:
+        problems.append(Problem(f"case #{running} is already running for this employee: one cycle at a time "
+                                "(Determination 19, cl. 5)", field="employee"))
+    if (employee is not None and start is not None and employee.commenced_on is not None
+            and start < employee.commenced_on and data.get("transfer") in (None, "", {})):
+        problems.append(Problem(f"the cycle cannot start before {employee.name} commenced in the agency "
+                                f"({employee.commenced_on.isoformat()}) (Determination 19, cl. 5)",
+                                field="agreement_start"))
+    declared = data.get("agreement_in_place", True)
+    if not isinstance(declared, bool):
+        problems.append(Problem("Must be true or false.", field="agreement_in_place"))
     transfer = _transfer(session, data, start, problems)
     periods = _periods(data.get("higher_duties"), "higher_duties", problems)
     level = _higher_level(session, data.get("higher_duties_level"), problems)
@@ -186,22 +249,50 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     rules = d19_settings.load(session)
     classification = level["classification"] if level else employee.classification
     pay_point = level["pay_point"] if level else employee.pay_point
+    # D19-9d, D19-10: leave that does not count as service postpones the assessment date, whenever it was recorded.
+    leave = _not_service(session, employee)
+    away = [span for span, _ in leave]
+    postponed = policy.postponement(start, assessment, away)
+    postponements = []
+    if postponed:
+        moved = policy.postpone_for_lwop(assessment, postponed)
+        postponements.append({
+            "days": postponed, "from": assessment.isoformat(), "to": moved.isoformat(), "clause": "D19-9d",
+            "leave": [{"kind": kind, "start": s.isoformat(), "end": e.isoformat()} for (s, e), kind in leave
+                      if e >= start and s <= moved],
+            "reason": f"{postponed} days of leave that do not count as service, recorded before the case started"})
+        assessment = moved
+        data["assessment_date"] = assessment.isoformat()
     former = [(policy.parse_date(transfer["former_start"]), policy.parse_date(transfer["former_end"]))
               ] if transfer else []
+    # Service is counted by calendar days, inclusive, with leave that is not service taken out (D19-5, D19-11).
+    cycle_days = (assessment - start).days + 1 - policy.days_within(away, start, assessment)
+    former_days = policy.days_in([(s, min(e, start - timedelta(days=1))) for s, e in former if s < start])
+    former_days -= _overlap([(s, min(e, start - timedelta(days=1))) for s, e in former if s < start], away)
+    if recorded is not None and not (recorded[1].get("start") == start.isoformat() or data.get("agreement_case")):
+        recorded = None  # the newest recorded agreement is another period's: the start declares this one
+    if recorded is not None:
+        basis: dict[str, Any] = {"source": "recorded", "case": recorded[0], "start": recorded[1].get("start"),
+                                 "end": recorded[1].get("end")}
+    else:
+        basis = {"source": "declared at start", "start": start.isoformat(), "end": assessment.isoformat()}
+    in_place = declared is True and (recorded is None or _covers(recorded[1], start))
     facts = {
         "name": employee.name, "classification": classification, "pay_point": pay_point,
         "nominal_classification": employee.classification,
         "pay_point_known": pay_point in pay_points(session, classification),
         "has_next_pay_point": next_pay_point(session, classification, pay_point) is not None,
         "commencement_date": rules.commencement_date.isoformat(),
+        "commenced_on": employee.commenced_on.isoformat() if employee.commenced_on else None,
         "months_since_commencement": policy.whole_months(rules.commencement_date, assessment),
-        "agreement_in_place": True,  # a start names the agreement's dates, or a recorded agreement case
+        "agreement_in_place": in_place,
         "higher_duties_level": level is not None,
-        "higher_duties_months": _months_on(periods, classification) if level else 0,
+        "higher_duties_months": _months_on(periods, classification, assessment, away) if level else 0,
         "transfer": transfer is not None,
         "cycle_start": start.isoformat(), "assessment_date": assessment.isoformat(),
-        "cycle_months": policy.whole_months(start, assessment),
-        "combined_months": policy.whole_months(policy.combined_service_start(start, former), assessment),
+        "service_days": cycle_days, "leave_days_not_service": policy.days_within(away, start, assessment),
+        "cycle_months": policy.months_of_days(cycle_days, assessment),
+        "combined_months": policy.months_of_days(cycle_days + former_days, assessment),
         "months_required": rules.cycle_months,
     }
     definition = _definition(session, "pay_progression")
@@ -209,15 +300,18 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
                    "higher_duties_level" if level else "employee")
     _refuse_unless(_decision(session, settings, definition, d19_rules.ELIGIBILITY, {"facts": facts}, "eligibility"))
     senior = set(D19_CLASSIFICATIONS)
+    data.pop("agreement_in_place", None)
     data.update({
         "classification": employee.classification, "pay_point": employee.pay_point,
         "assessed_classification": classification, "assessed_pay_point": pay_point,
         "facts": facts, "periods": rules.periods(), "notices": [], "window_closed": False,
-        "higher_duties": periods,
+        "higher_duties": periods, "agreement_basis": basis,
         # D19-12(2): partial or short periods count only where special circumstances are found.
         "higher_duties_to_judge": [p for p in periods if p["full_duties"] is False],
         "nominal_is_senior": employee.classification in senior,
     })
+    if postponements:
+        data["postponements"] = postponements
     data.setdefault("original_assessment_date", data["assessment_date"])
     data.setdefault("submission_closes", data["assessment_date"])
     # Keys the diagram's conditions read are always present (None when they do not apply).
@@ -230,6 +324,11 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     else:
         data.pop("assign", None)
     return data
+
+
+def _covers(agreement: dict[str, Any], start: date) -> bool:
+    """True when a recorded agreement is the one for a cycle starting on `start`."""
+    return agreement.get("start") == start.isoformat()
 
 
 def _transfer(session: Session, data: dict[str, Any], new_start: date | None, problems: list[Problem]

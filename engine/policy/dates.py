@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
+    "DateOutOfRange",
     "add_months",
     "agreement_setup_due",
     "effective_date",
@@ -116,18 +119,33 @@ def months_of_service(start: date, end: date) -> int:
     return int(span.years) * 12 + int(span.months)
 
 
+#: The dates any record of the service may hold: a date outside them is a typing mistake (0001-01-01, 9999-12-31),
+#: and refusing it keeps every sum of days and months far from the calendar's ends.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+class DateOutOfRange(ValueError):
+    """A well-formed date outside EARLIEST_DATE .. LATEST_DATE."""
+
+
 def parse_date(value: str | date) -> date:
-    """A date from ``YYYY-MM-DD`` text or a date (a datetime gives its date); ValueError names a bad value."""
+    """A date from ``YYYY-MM-DD`` text or a date (a datetime gives its date), between EARLIEST_DATE and
+    LATEST_DATE; ValueError names a bad value (DateOutOfRange one outside the range)."""
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        parsed = value.date()
+    elif isinstance(value, date):
+        parsed = value
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
         try:
-            return date.fromisoformat(value.strip())
+            parsed = date.fromisoformat(value.strip())
         except ValueError:
-            pass  # well-formed but impossible, e.g. 2025-02-30: reported below
-    raise ValueError(f"not a valid date (expected YYYY-MM-DD): {value!r}")
+            raise ValueError(f"not a valid date (expected YYYY-MM-DD): {value!r}") from None
+    else:
+        raise ValueError(f"not a valid date (expected YYYY-MM-DD): {value!r}")
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise DateOutOfRange(f"must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}")
+    return parsed
 
 
 def to_iso_timer(d: date, tz: str = "Australia/Darwin", at: time = time(9, 0)) -> str:

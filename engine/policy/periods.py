@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from engine.policy.dates import effective_date, months_of_service
+from engine.policy.dates import add_months, effective_date, months_of_service
 
 __all__ = [
     "Period",
     "combined_service_start",
     "days_in",
+    "days_within",
     "lwop_postponement",
+    "months_counted",
+    "months_of_days",
     "postponement",
     "progression_effective_date",
     "whole_months",
@@ -101,3 +104,32 @@ def progression_effective_date(
 def whole_months(start: date, end: date) -> int:
     """Whole months from ``start`` to ``end``, 0 when ``end`` is before ``start``."""
     return months_of_service(start, end) if end >= start else 0
+
+
+def months_counted(first: date, last: date) -> int:
+    """Whole months from ``first`` to ``last`` *inclusive*, as HR counts a period (D19-5).
+
+    1 July to 30 June, 1 January to 31 December, and any day to the day before the same day a year later are
+    each 12 months; so is a day to the same day a year later (a whole year and a day)."""
+    return whole_months(first, last + timedelta(days=1)) if last >= first else 0
+
+
+def months_of_days(days: int, ending: date) -> int:
+    """Whole months that ``days`` calendar days of service make, counted back from ``ending`` (inclusive).
+
+    Broken periods (D19-12(1)) and service across a transfer (D19-11) add up by days; the months they make are
+    the longest run of whole months ending on ``ending`` that has no more days than they have: 365 days ending on
+    30 June 2027 are 12 months, 366 days are needed for a year that holds 29 February."""
+    if days <= 0:
+        return 0
+    after = ending + timedelta(days=1)
+    months = 0
+    while (after - add_months(after, -(months + 1))).days <= days:
+        months += 1
+    return months
+
+
+def days_within(periods: Iterable[Period], first: date, last: date) -> int:
+    """Days of the union of ``periods`` that fall between ``first`` and ``last`` inclusive."""
+    clipped = [(max(s, first), min(e, last)) for s, e in periods if e >= first and s <= last]
+    return days_in(clipped)

@@ -185,3 +185,32 @@ def test_script_helpers_window_today_and_refusals() -> None:
     assert notice("Employee", "s", "b", "D19-7") == {"to": "Employee", "subject": "s", "body": "b", "clause": "D19-7"}
     with pytest.raises(PolicyRefusal):
         notice("Everyone", "s", "b")
+
+
+# ------------------------------------------------------------------------------------------ as HR counts (issue 15)
+
+
+@pytest.mark.parametrize(("first", "last", "months"), [
+    (date(2026, 7, 1), date(2027, 6, 30), 12),   # financial year
+    (date(2027, 1, 1), date(2027, 12, 31), 12),  # calendar year
+    (date(2026, 3, 15), date(2027, 3, 14), 12),  # a day to the day before, a year later
+    (date(2025, 6, 30), date(2026, 6, 30), 12),  # to the same day a year later
+    (date(2026, 7, 2), date(2027, 6, 30), 11),
+    (date(2028, 3, 1), date(2029, 2, 28), 12),   # across 29 February
+])
+def test_d19_5_months_are_counted_inclusively(first: date, last: date, months: int) -> None:
+    assert policy.months_counted(first, last) == months
+
+
+def test_d19_12_days_make_months_counted_back_from_the_end() -> None:
+    assert policy.months_of_days(365, date(2027, 6, 30)) == 12
+    assert policy.months_of_days(364, date(2027, 6, 30)) == 11
+    assert policy.months_of_days(365, date(2028, 6, 30)) == 11  # that year holds 29 February 2028
+    assert policy.months_of_days(366, date(2028, 6, 30)) == 12
+    assert policy.months_of_days(0, date(2028, 6, 30)) == 0
+
+
+@given(st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31)), st.integers(min_value=0, max_value=800))
+def test_d19_5_a_continuous_period_makes_as_many_months_by_days_as_by_the_calendar(first: date, days: int) -> None:
+    last = first + timedelta(days=days)
+    assert policy.months_of_days(days + 1, last) == policy.months_counted(first, last)

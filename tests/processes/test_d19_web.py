@@ -105,8 +105,8 @@ def test_hr_applies_a_progression_and_starts_a_cycle_from_the_record(client: Fla
 def test_the_ceo_appoints_from_the_web_and_hr_must_name_the_approver(client: FlaskClient, app_org: Runtime,
                                                                      auth: Auth) -> None:
     case = app_org.start(None, "pay_progression", START, actor="hr")
-    auth.login("supervisor")
-    assert client.get(f"/d19/cases/{case}/appoint").status_code == 404
+    auth.login("supervisor")  # he sees the case (he holds its task), so 403: he may not appoint
+    assert client.get(f"/d19/cases/{case}/appoint").status_code == 403
     auth.logout()
     auth.login("hr")
     page = client.get(f"/d19/cases/{case}/appoint").get_data(as_text=True)

@@ -184,7 +184,7 @@ def test_start_names_each_bad_field(drive: Driver) -> None:
 def test_d19_2_the_cycle_is_the_agreements_twelve_months(drive: Driver) -> None:
     problem = _refusal(drive, {**START, "agreement_start": "2025-09-01"}).problems[0]
     assert problem.field == "assessment_date"
-    assert "cl. 5" in problem.message and "is 9 months" in problem.message and "each 12 months" in problem.message
+    assert "cl. 5" in problem.message and "is 10 months" in problem.message and "each 12 months" in problem.message
     case = drive.start("pay_progression", START)
     assert drive.instance(case).data["facts"]["cycle_months"] == 12
 
