@@ -27,7 +27,8 @@ KINDS = {"started": "Case started", "task_completed": "Task completed", "retimed
          "timer_fired": "Timer fired", "escalated": "Overdue: escalated", "appointed": "Person appointed",
          "notice_sent": "Notice sent", "completed": "Case ended", "cancelled": "Case cancelled",
          "progression_applied": "Pay point changed in the people record", "incident": "Timer failed",
-         "task_opened": "Task opened", "migrated": "Moved to another version"}
+         "task_opened": "Task opened", "migrated": "Moved to another version", "reminded": "Reminder sent",
+         "needs_appointment": "Waiting for an appointment"}
 #: Form fields that carry the choice a person made, and those that carry their reasons (in display order).
 DECISION_FIELDS = ("participate", "recommend", "approve", "agree", "basis", "special_circumstances", "supports",
                    "would_satisfy", "request", "new_information_accepted", "outcome", "lodged", "result",
@@ -141,6 +142,12 @@ def _event_entry(event: AuditEvent) -> Entry:
         entry.decision = (f"{detail.get('username')} for the {detail.get('lane')} role, "
                           f"approved by {detail.get('approved_by')}")
         entry.reason = str(detail.get("reason") or "")
+    elif event.kind == "needs_appointment":
+        entry.decision = f"{detail.get('title')} ({detail.get('lane')} role)"
+        entry.reason = str(detail.get("reason") or "")
+    elif event.kind == "reminded":
+        entry.decision = str(detail.get("title") or "")
+        entry.details.append(("recipients", ", ".join(detail.get("recipients") or []) or "nobody on record"))
     elif event.kind in ("timer_fired", "escalated"):
         entry.decision = str(detail.get("name") or detail.get("title") or "")
         if detail.get("due_at"):
@@ -174,6 +181,15 @@ def _summary(data: dict[str, Any], names: dict[str, str]) -> list[tuple[str, str
     add("Performance cycle", f"{data.get('agreement_start')} to {data.get('original_assessment_date')}"
         if data.get("agreement_start") else None)
     add("Annual assessment date (cl. 4)", data.get("original_assessment_date"))
+    basis = data.get("agreement_basis") or {}
+    if basis:
+        add("Performance agreement (cl. 3(1), 5)", f"recorded in case #{basis.get('case')}"
+            if basis.get("source") == "recorded" else "declared when the case was started")
+    for moved in data.get("postponements") or []:
+        add("Postponed (cl. 9, leave not counting as service)", f"{moved.get('days')} days: assessment date "
+            f"{moved.get('from')} → {moved.get('to')} ({moved.get('reason')})")
+    late = data.get("late_invitation") or {}
+    add("Late invitation (cl. 3(2), 9)", late.get("text"))
     add("Revised assessment date (cl. 10)", data.get("revised_assessment_date"))
     hd = data.get("higher_duties_postponement") or {}
     if hd.get("days"):
@@ -203,6 +219,8 @@ def _summary(data: dict[str, Any], names: dict[str, str]) -> list[tuple[str, str
         add("Section 59 review (cl. 9)", f"lodged {s59.get('lodged_on')}" + (f" ({s59['reference']})" if
             s59.get("reference") else "") + (f", decided {s59.get('decided_on')}: {s59.get('result')} — "
                                              f"{s59.get('summary')}" if s59.get("decided_on") else ""))
+    for lapse in data.get("lapses") or []:
+        add(f"Lapsed on {lapse.get('on')}", lapse.get("text"))
     credit = data.get("nominal_credit") or {}
     if credit:
         add(f"Nominal level ({credit.get('rule')})", ("counts" if credit.get("counts") else "does not count")

@@ -75,6 +75,7 @@ class D19Settings:
             "cycle_months": self.cycle_months, "review_days": self.review_days,
             "review": f"P{self.review_days}D", "review_request": f"P{self.review_request_days}D",
             "s59_request": f"P{self.s59_request_days}D",
+            "review_request_days": self.review_request_days, "s59_request_days": self.s59_request_days,
         }
 
 

@@ -201,6 +201,7 @@ class HumanTask(Base):
         Index("ix_task_assignee_state_id", "assignee_id", "state", "id"),
         Index("ix_task_group_state_id", "assigned_group", "state", "id"),
         Index("ix_task_instance_state", "instance_id", "state"),
+        Index("ix_task_remind_at", "remind_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -221,6 +222,9 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(80))
     escalated_at: Mapped[datetime | None]
+    # When the assignee is reminded that the task falls due (its `remindBefore` before `due_at`); None once
+    # reminded, or when the task has no reminder.
+    remind_at: Mapped[datetime | None]
     # The task's own data when it opened, as far as its form and instructions read it: with parallel branches
     # the case's snapshot can hold another branch's values. None for tasks opened before it was kept.
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON)

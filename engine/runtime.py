@@ -222,7 +222,10 @@ class Runtime:
                 HumanTask.instance_id == row.id, HumanTask.state == "open")):
             spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
             ext = getattr(spiff_task.task_spec, "extensions", None) or {}
-            task.due_at = self._due_at(spiff_task, ext.get("properties", {}).get("dueAt"), task.created_at)
+            props = ext.get("properties", {})
+            task.due_at = self._due_at(spiff_task, props.get("dueAt"), task.created_at)
+            # The reminder moves with the due date (one already past is not sent again: remind_at gives None).
+            task.remind_at = remind_at(task.due_at, props.get("remindBefore"))
             task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
 
     def fire_timers(self, instance_id: int) -> int:
@@ -383,8 +386,9 @@ class Runtime:
             assignee_id=assignment.person.id if assignment.person else None, assigned_group=assignment.group,
             state="open", form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
             clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
-            created_at=CLOCK.now(), due_at=self._due_at(spiff_task, props.get("dueAt")),
+            created_at=CLOCK.now(), due_at=(due := self._due_at(spiff_task, props.get("dueAt"))),
             completed_at=None, completed_by=None, escalated_at=None,
+            remind_at=remind_at(due, props.get("remindBefore")),
             context=task_context(row.definition, props.get("formJsonSchemaFilename"),
                                  ext.get("instructionsForEndUser"), spiff_task.data),
         )
@@ -602,6 +606,20 @@ def timer_due(event: TimerEventDefinition, task: Any) -> datetime | None:
 ISO_DURATION = re.compile(r"P(?=\d|T\d)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?"
                           r"(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
                           r"(?:(?P<seconds>\d+)S)?)?", re.IGNORECASE)
+
+
+def remind_at(due: datetime | None, before: Any) -> datetime | None:
+    """When to remind a task's assignee: `before` (an ISO 8601 duration, the `remindBefore` property) before `due`;
+    None without either, or when that moment is already past (a task that opens late gets no reminder)."""
+    if due is None or not isinstance(before, str):
+        return None
+    match = ISO_DURATION.fullmatch(before.strip())
+    if match is None:
+        return None
+    n = {k: int(v or 0) for k, v in match.groupdict().items()}
+    at: datetime = due - relativedelta(years=n["years"], months=n["months"], weeks=n["weeks"], days=n["days"],
+                                       hours=n["hours"], minutes=n["minutes"], seconds=n["seconds"])
+    return at if at > CLOCK.now() else None
 
 
 def due_from_value(value: Any, timezone: str, opened: datetime | None = None) -> datetime | None:

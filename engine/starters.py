@@ -305,7 +305,7 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
         "classification": employee.classification, "pay_point": employee.pay_point,
         "assessed_classification": classification, "assessed_pay_point": pay_point,
         "facts": facts, "periods": rules.periods(), "notices": [], "window_closed": False,
-        "higher_duties": periods, "agreement_basis": basis,
+        "higher_duties": periods, "agreement_basis": basis, "lapses": [],
         # D19-12(2): partial or short periods count only where special circumstances are found.
         "higher_duties_to_judge": [p for p in periods if p["full_duties"] is False],
         "nominal_is_senior": employee.classification in senior,

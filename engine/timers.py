@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -85,6 +86,7 @@ class TimerService:
 
             demo_clock.sync(self.runtime.db)
         fired = self._fire_due()
+        self.remind_due()
         self.escalate_overdue()
         send_pending(self.runtime.db, self.runtime.settings)
         return fired
@@ -237,6 +239,32 @@ class TimerService:
 
     # ------------------------------------------------------------------ escalation
 
+    def remind_due(self) -> int:
+        """Remind the people who hold a task that it falls due soon (its `remindBefore`), once per task."""
+        now = CLOCK.now()
+        count = 0
+        with self.runtime.db.unit_of_work() as uow:
+            s = uow.session
+            due = list(s.scalars(select(HumanTask).where(HumanTask.remind_at <= now).order_by(HumanTask.remind_at)
+                                 .limit(200)))
+            for task in due:
+                task.remind_at = None
+                if task.state != "open" or task.due_at is None:
+                    continue
+                people = [task.assignee] if task.assignee is not None else []
+                if task.assigned_group:
+                    people += group_members(s, task.assigned_group)
+                when = local_day(task.due_at, self.runtime.settings.timezone)
+                count += notify(s, people, f"Reminder: {task.title} is due by the end of {when}",
+                                f"{task.instance.title}: '{task.title}' is due by the end of {when}"
+                                + (f" ({_clause_words(task.clause)})." if task.clause else ".")
+                                + " If it is not done by then, the time allowed lapses and that is recorded.",
+                                task.instance_id)
+                audit(s, task.instance_id, "timer", "reminded", task=task.name, title=task.title,
+                      due_at=task.due_at.isoformat(), recipients=sorted({p.username for p in people}))
+            uow.commit()
+        return count
+
     def escalate_overdue(self) -> int:
         """Tell the people a late task's `escalateTo` lanes name, once per task, and mark it escalated."""
         now = CLOCK.now()
@@ -365,3 +393,14 @@ def run_scheduler_forever(runtime: Runtime) -> None:
                       coalesce=True, next_run_time=CLOCK.now(), id="timer-poll")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+def local_day(moment: datetime, timezone: str) -> str:
+    """The day a due moment belongs to, in the organisation's time zone: a task due at 00:00 on the 1st is due
+    by the end of the 31st (due dates are the end of a day)."""
+    local = moment.astimezone(ZoneInfo(timezone)) - timedelta(microseconds=1)
+    return local.date().isoformat()
+
+
+def _clause_words(clause: str) -> str:
+    return f"Determination 19, cl. {clause[4:]}" if clause.startswith("D19-") else clause

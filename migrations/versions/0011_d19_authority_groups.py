@@ -7,7 +7,7 @@ person lane (not HR, not lane-less) held by the `hr` group -> `appointment:<orga
 what they were. Downgrading puts the old group names back.
 
 Revision ID: 0011_ceo_groups
-Revises: 0008_inbox_order
+Revises: 0009_task_reminder
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_ceo_groups"
-down_revision = "0008_inbox_order"
+down_revision = "0009_task_reminder"
 branch_labels = None
 depends_on = None
 

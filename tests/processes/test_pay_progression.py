@@ -526,18 +526,19 @@ def test_d19_9b_a_delay_caused_by_the_employee_takes_effect_from_the_decision(dr
     assert data["delay"]["caused_by_employee"] is True
 
 
-def test_d19_9b_a_new_timeframe_for_a_delay_not_caused_by_the_employee_keeps_the_original_date(
-        drive: Driver) -> None:
+def test_d19_9b_a_late_invitation_keeps_the_full_window_and_the_original_date(drive: Driver) -> None:
+    """Issue 15: a late invitation closed the submission window at once and the case ended `no_submission`."""
     case = drive.start("pay_progression", START)
-    CLOCK.freeze(datetime(2026, 6, 29, 15, 0, tzinfo=UTC))  # the invitation was never sent in time
+    CLOCK.freeze(datetime(2026, 6, 29, 15, 0, tzinfo=UTC))  # the invitation was never sent in time (due 30 April)
     drive.complete(case, "invite_submission", "supervisor", INVITE)
-    _poll(drive)  # the window closes at once
-    drive.complete(case, "agree_new_timeframe", "supervisor", {"new_timeframe": {
-        "agree": "agree", "basis": "delay_not_caused_by_employee", "new_date": "2026-07-31",
-        "reason": "The invitation went out late; the employee had no time to submit."}})
+    _poll(drive)  # the window does not close at the assessment date: it runs two months from the invitation
     data = drive.instance(case).data
-    assert data["submission_closes"] == "2026-07-31" and data["assessment_date"] == "2026-06-30"
+    assert data["submission_closes"] == "2026-08-30" and data["assessment_date"] == "2026-06-30"
+    assert data["late_invitation"]["invited_on"] == "2026-06-30" and "cl. 3(2) and cl. 9" in data["late_invitation"][
+        "text"]
+    assert drive.open_task(case, "make_submission").due_at == datetime(2026, 8, 29, 14, 30, tzinfo=UTC)
     CLOCK.freeze(datetime(2026, 7, 20, 1, 0, tzinfo=UTC))
+    _poll(drive)
     drive.complete(case, "make_submission", "employee", SUBMIT)
     drive.complete(case, "recommend", "supervisor", RECOMMEND_YES)
     drive.complete(case, "decide", "manager", DECIDE_YES)
