@@ -126,7 +126,8 @@ def _running(session: Session) -> dict[int, int]:
 
 def _lwop(session: Session) -> dict[int, list[tuple[date, date]]]:
     periods: dict[int, list[tuple[date, date]]] = {}
-    for leave in session.scalars(select(Leave).where(Leave.kind == "lwop", Leave.counts_as_service.is_(False))):
+    for leave in session.scalars(select(Leave).where(Leave.kind.in_(("lwop", "extended")),
+                                                     Leave.counts_as_service.is_(False))):
         periods.setdefault(leave.person_id, []).append((leave.start, leave.end))
     return periods
 
@@ -275,8 +276,10 @@ def _start_one(runtime: Runtime, user: User | None, actor: str, job_id: int, cyc
     if running is not None:  # started by someone else since the plan was made
         return {"skipped": _skip_dict(Skip(cycle.username, cycle.name, f"already has a running pay progression "
                                                                        f"case (#{running})", cycle.assessment_date))}
+    # The starter postpones the nominal date for the leave on record (D19-9d), as it does for any start; the plan's
+    # date is that postponed date, by the same rule.
     data = {"employee": cycle.username, "agreement_start": cycle.agreement_start.isoformat(),
-            "assessment_date": cycle.assessment_date.isoformat()}
+            "assessment_date": policy.add_months(cycle.agreement_start, 12).isoformat()}
     try:
         instance = runtime.start(user, PROCESS, data, actor=actor)
     except EngineError as exc:
@@ -287,8 +290,8 @@ def _start_one(runtime: Runtime, user: User | None, actor: str, job_id: int, cyc
                                                                        "officer again on their own",
                                            cycle.assessment_date))}
     return {"started": {"username": cycle.username, "name": cycle.name, "instance": instance,
-                        "agreement_start": data["agreement_start"], "assessment_date": data["assessment_date"],
-                        "basis": cycle.basis}}
+                        "agreement_start": data["agreement_start"],
+                        "assessment_date": cycle.assessment_date.isoformat(), "basis": cycle.basis}}
 
 
 def run_job(runtime: Runtime, job_id: int, user: User | None, actor: str,

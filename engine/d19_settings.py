@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from engine import policy
 from engine.clock import CLOCK
-from engine.errors import Conflict, Invalid, NotFound, Problem
-from engine.models import AuditEvent, PayPoint, Person, Setting
+from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
+from engine.models import AuditEvent, PayPoint, Person, ProcessInstance, Setting, User
 
 
 @dataclass(frozen=True)
@@ -227,3 +227,95 @@ def delete_pay_point(session: Session, actor: str, pay_point_id: int) -> None:
     session.delete(row)
     session.add(AuditEvent(instance_id=None, at=CLOCK.now(), actor=actor, kind="pay_point_deleted", detail={
         "clause": "D19-1", "classification": row.classification, "code": row.code}))
+
+
+# ---------------------------------------------------------------------------------------- pay points, as a list
+
+#: The most points a classification may have (the scales have a handful; a long list is a mistake).
+MAX_POINTS = 50
+#: The highest annual salary a point may give, in whole dollars.
+MAX_SALARY = 9_999_999
+
+
+def pay_point_items(session: Session, classification: str | None = None) -> list[dict[str, Any]]:
+    """Every classification's pay points in order (GET /api/v1/pay-points), or one classification's."""
+    query = select(PayPoint).order_by(PayPoint.classification, PayPoint.ordinal)
+    if classification is not None:
+        query = query.where(PayPoint.classification == classification)
+    return [{"classification": p.classification, "code": p.code, "ordinal": p.ordinal,
+             "annual_salary": p.annual_salary} for p in session.scalars(query)]
+
+
+def _points_in_use(session: Session, classification: str) -> dict[str, str]:
+    """Codes of the classification that people hold or a running pay progression case names, with who/which."""
+    used: dict[str, str] = {}
+    for code, count in session.execute(select(Person.pay_point, func.count()).where(
+            Person.classification == classification, Person.pay_point.is_not(None)).group_by(Person.pay_point)):
+        used[str(code)] = f"{count} {'person holds' if count == 1 else 'people hold'} it"
+    for ident, data in session.execute(select(ProcessInstance.id, ProcessInstance.data).where(
+            ProcessInstance.process_key == "pay_progression", ProcessInstance.status == "running")):
+        data = data or {}
+        for cls_key, code_key in (("classification", "pay_point"), ("assessed_classification", "assessed_pay_point"),
+                                  ("assessed_classification", "new_pay_point")):
+            code = data.get(code_key)
+            if data.get(cls_key) == classification and isinstance(code, str):
+                used.setdefault(code, f"running case #{ident} names it")
+    return used
+
+
+def replace_pay_points(session: Session, user: User | None, actor: str, classification: str,
+                       points: Any) -> list[dict[str, Any]]:
+    """Replace a classification's pay points with `points` (lowest first: [{"code", "annual_salary"?}]) (D19-1).
+
+    Administrators only (`user` None is the trusted operator of the command line). A point that people hold, or
+    that a running case names, cannot go (Conflict naming it); duplicates and bad codes are Invalid naming the
+    field. The caller commits; on an error nothing has changed."""
+    if user is not None and not user.has_role("admin"):
+        raise Forbidden("only an administrator changes pay points")
+    problems: list[Problem] = []
+    classification = classification.strip().upper() if isinstance(classification, str) else ""
+    if not _CODE.fullmatch(classification):
+        problems.append(Problem("Must be letters, digits and hyphens (up to 20).", field="classification"))
+    if not isinstance(points, list) or not 1 <= len(points) <= MAX_POINTS:
+        problems.append(Problem(f"Must be a list of 1 to {MAX_POINTS} points, lowest first.", field="points"))
+        raise Invalid("the pay points have errors", problems)
+    clean: list[tuple[str, int | None]] = []
+    seen: set[str] = set()
+    for i, point in enumerate(points):
+        where = f"points.{i}"
+        if not isinstance(point, dict):
+            problems.append(Problem("Must be an object with a code and, optionally, an annual salary.", field=where))
+            continue
+        code = point.get("code")
+        code = code.strip().upper() if isinstance(code, str) else ""
+        if not _CODE.fullmatch(code):
+            problems.append(Problem("Must be letters, digits and hyphens (up to 20).", field=f"{where}.code"))
+        elif code in seen:
+            problems.append(Problem(f"{code} is listed twice.", field=f"{where}.code"))
+        seen.add(code)
+        salary = point.get("annual_salary")
+        if salary is not None and (isinstance(salary, bool) or not isinstance(salary, int)
+                                   or not 0 <= salary <= MAX_SALARY):
+            problems.append(Problem(f"Must be a whole number of dollars from 0 to {MAX_SALARY}, or absent.",
+                                    field=f"{where}.annual_salary"))
+            salary = None
+        clean.append((code, salary))
+    if problems:
+        raise Invalid("the pay points have errors", problems)
+    before = pay_point_items(session, classification)
+    going = [p["code"] for p in before if p["code"] not in seen]
+    used = _points_in_use(session, classification) if going else {}
+    conflicts = [Problem(f"{code} cannot go: {used[code]}.", field="points") for code in going if code in used]
+    if conflicts:
+        raise Conflict(f"{', '.join(code for code in going if code in used)} of {classification} cannot go",
+                       conflicts)
+    for row in session.scalars(select(PayPoint).where(PayPoint.classification == classification)):
+        session.delete(row)
+    session.flush()
+    for ordinal, (code, salary) in enumerate(clean, start=1):
+        session.add(PayPoint(classification=classification, code=code, ordinal=ordinal, annual_salary=salary))
+    session.flush()
+    after = pay_point_items(session, classification)
+    session.add(AuditEvent(instance_id=None, at=CLOCK.now(), actor=actor, kind="pay_points_replaced", detail={
+        "clause": "D19-1", "classification": classification, "before": before, "after": after}))
+    return after

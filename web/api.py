@@ -20,8 +20,8 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from engine import d19_settings, queries
 from engine import leave as leave_service
-from engine import queries
 from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
 from engine.definitions import latest_definition, list_latest, read_bundle
@@ -57,6 +57,8 @@ from web.openapi_models import (
     LeaveOut,
     Me,
     Page,
+    PayPointList,
+    PayPointsIn,
     PeopleFilters,
     PersonIn,
     PersonOut,
@@ -256,6 +258,31 @@ def record_leave(username: str) -> ResponseReturnValue:
     result = leave_service.record_leave(services().runtime, api_user(), _username(username),
                                         body(LeaveIn).model_dump())
     return jsonify(result), 201
+
+
+# ----------------------------------------------------------------------------------------------- pay points
+
+
+@bp.get("/pay-points")
+@operation({200: PayPointList}, tag="pay points")
+def pay_points() -> ResponseReturnValue:
+    """Every classification's pay points in order (D19-1)."""
+    with services().db.read() as s:
+        return jsonify(items=d19_settings.pay_point_items(s))
+
+
+@bp.put("/pay-points/<classification>")
+@operation({200: PayPointList}, json_body=PayPointsIn, roles=("admin",), errors=(404, 409), tag="pay points")
+def replace_pay_points(classification: str) -> ResponseReturnValue:
+    """Replace a classification's pay points, lowest first (admin; D19-1). A point that people hold, or that a
+    running case names, cannot go (409 naming it); duplicates and bad codes are 422."""
+    user = api_user()
+    data = body(PayPointsIn)
+    with services().db.unit_of_work() as uow:
+        items = d19_settings.replace_pay_points(uow.session, user, user.username, classification,
+                                                [p.model_dump() for p in data.points])
+        uow.commit()
+    return jsonify(items=items)
 
 
 # ----------------------------------------------------------------------------------------------- processes

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from sqlalchemy import select
 
 from engine.models import ROLES
 from web import services
@@ -137,6 +138,63 @@ def archive_cmd(older_than_days: int, out: Path | None) -> None:
     click.echo(f"archived {count} finished case(s)")
 
 
+@click.group("pay-points")
+def pay_points_cli() -> None:
+    """Pay points per classification (Determination 19, cl. 1), as GET and PUT /api/v1/pay-points do."""
+
+
+@pay_points_cli.command("list")
+@click.option("--classification", default=None, help="one classification's points only")
+@with_appcontext
+def pay_points_list(classification: str | None) -> None:
+    """List the pay points, lowest first, with their annual salary."""
+    from engine.d19_settings import pay_point_items
+
+    with services().db.read() as s:
+        items = pay_point_items(s, classification.strip().upper() if classification else None)
+    for p in items:
+        salary = f"{p['annual_salary']:,}" if p["annual_salary"] is not None else "-"
+        click.echo(f"{p['classification']}\t{p['ordinal']}\t{p['code']}\t{salary}")
+    if not items:
+        click.echo("no pay points" + (f" for {classification}" if classification else ""), err=True)
+
+
+@pay_points_cli.command("set")
+@click.argument("classification")
+@click.argument("points", nargs=-1, required=True)
+@click.option("--as", "as_user", default=None, help="the administrator login to record the change as")
+@with_appcontext
+def pay_points_set(classification: str, points: tuple[str, ...], as_user: str | None) -> None:
+    """Replace CLASSIFICATION's pay points with POINTS, lowest first, each CODE or CODE=SALARY
+    (e.g. `ntpswf pay-points set SPAO1 SPAO1-1=120000 SPAO1-2=124000`)."""
+    from engine.d19_settings import replace_pay_points
+    from engine.errors import EngineError
+    from engine.models import User
+
+    user = None
+    if as_user is not None:
+        with services().db.read() as s:
+            user = s.scalars(select(User).where(User.username == as_user, User.active.is_(True))).first()
+            if user is None:
+                raise click.ClickException(f"no active login named {as_user!r}")
+            s.expunge(user)
+    parsed: list[dict[str, object]] = []
+    for text in points:
+        code, _, salary = text.partition("=")
+        salary = salary.replace(",", "").strip()
+        if salary and not salary.isdigit():
+            raise click.ClickException(f"{text}: the salary must be a whole number of dollars")
+        parsed.append({"code": code, "annual_salary": int(salary) if salary else None})
+    try:
+        with services().db.unit_of_work() as uow:
+            items = replace_pay_points(uow.session, user, as_user or "cli", classification, parsed)
+            uow.commit()
+    except EngineError as exc:
+        raise click.ClickException("; ".join(
+            f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
+    click.echo(f"{items[0]['classification']}: " + ", ".join(p["code"] for p in items))
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_cmd() -> None:
@@ -151,7 +209,7 @@ def scheduler_cmd() -> None:
 
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI (so `flask --app web ...` has them)."""
-    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd):
+    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd, pay_points_cli):
         if cmd.name not in app.cli.commands:
             app.cli.add_command(cmd)
     from web.hr import register_cli  # HR bulk work: `people import`, `progression start-cycles`

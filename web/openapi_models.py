@@ -165,6 +165,40 @@ class LeaveOut(_Out):
     retimed_cases: list[int]
 
 
+# ------------------------------------------------------------------------------------------- pay points
+
+
+class PayPointOut(_Out):
+    """One pay point of a classification (D19-1); `ordinal` 1 is the lowest."""
+
+    classification: str
+    code: str
+    ordinal: int
+    annual_salary: int | None
+
+
+class PayPointList(_Out):
+    """Every classification's pay points in order."""
+
+    items: list[PayPointOut]
+
+
+class PayPointIn(_In):
+    """A pay point as PUT gives it."""
+
+    code: str = Field(max_length=20, description="letters, digits and hyphens, e.g. SPAO1-2")
+    annual_salary: int | None = Field(default=None, ge=0, le=9_999_999, description="whole dollars")
+
+
+class PayPointsIn(_In):
+    """A classification's whole list of pay points, lowest first; it replaces the list."""
+
+    model_config = _example({"points": [{"code": "SPAO1-1", "annual_salary": 120000},
+                                        {"code": "SPAO1-2", "annual_salary": 124000}]})
+
+    points: list[PayPointIn] = Field(min_length=1, max_length=50)
+
+
 # ------------------------------------------------------------------------------------------- processes
 
 

@@ -47,6 +47,9 @@ class Api:
     def post(self, path: str, **kw: Any) -> TestResponse:
         return self.client.post(path, headers=self._headers(kw.pop("headers", None)), **kw)
 
+    def put(self, path: str, **kw: Any) -> TestResponse:
+        return self.client.put(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
     def delete(self, path: str, **kw: Any) -> TestResponse:
         return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)
 

@@ -687,6 +687,12 @@ def test_instances_lists_cases_newest_first(app: Flask, app_org: Runtime) -> Non
     assert {k: case[k] for k in SUMMARY - {"subject"}} == {k: newest[k] for k in SUMMARY - {"subject"}}
 
 
+def _set_status(runtime: Runtime, case: int, status: str) -> None:
+    with runtime.db.unit_of_work() as uow:
+        uow.session.get_one(ProcessInstance, case).status = status
+        uow.commit()
+
+
 @pytest.fixture
 def cases(app: Flask, app_org: Runtime) -> dict[str, int]:
     """Cases on three Darwin days: employee's (2 Mar), a finished `hello` (3 Mar), engineer's (4 Mar, while it
@@ -698,10 +704,10 @@ def cases(app: Flask, app_org: Runtime) -> dict[str, int]:
     hello = app_org.start(None, "hello", {}, actor="hr")
     CLOCK.advance(timedelta(hours=20))  # 2026-03-03T20:00Z is 2026-03-04 05:30 in Darwin
     engineer = start_case(app_org, {**START, "employee": "engineer"})
+    _set_status(app_org, employee, "completed")  # one running cycle per employee (D19-5): set aside a moment
     cancelled = start_case(app_org)
-    with app_org.db.unit_of_work() as uow:
-        uow.session.get_one(ProcessInstance, cancelled).status = "cancelled"
-        uow.commit()
+    _set_status(app_org, cancelled, "cancelled")
+    _set_status(app_org, employee, "running")
     return {"employee": employee, "hello": hello, "engineer": engineer, "cancelled": cancelled}
 
 
@@ -736,8 +742,17 @@ def test_a_finished_case_in_the_list(app: Flask, app_org: Runtime, cases: dict[s
     assert hello["ended_at"] is not None and hello["ended_at"] >= hello["started_at"]
 
 
+def _earlier_cycle(runtime: Runtime, data: dict[str, Any] | None = None) -> int:
+    """A case of an earlier cycle (ended), so that the employee may have another: one running cycle each (D19-5)."""
+    case = start_case(runtime, data)
+    with runtime.db.unit_of_work() as uow:
+        uow.session.get_one(ProcessInstance, case).status = "completed"
+        uow.commit()
+    return case
+
+
 def test_instances_are_paged_without_gaps_or_repeats(app: Flask, app_org: Runtime) -> None:
-    started = [start_case(app_org, {**START, "employee": ("employee", "engineer")[i % 2]}) for i in range(7)]
+    started = [_earlier_cycle(app_org, {**START, "employee": ("employee", "engineer")[i % 2]}) for i in range(7)]
     api = api_as(app, app_org, "hr")
     for limit in (1, 2, 3, 7, 200):
         pages = _pages(api, "/api/v1/instances", limit)
@@ -754,7 +769,7 @@ def test_instances_are_paged_without_gaps_or_repeats(app: Flask, app_org: Runtim
 
 def test_instances_default_and_largest_page(app: Flask, app_org: Runtime) -> None:
     for _ in range(3):
-        start_case(app_org)
+        _earlier_cycle(app_org)
     api = api_as(app, app_org, "hr")
     assert len(api.get("/api/v1/instances").get_json()["items"]) == 3
     assert api.get("/api/v1/instances?limit=200").status_code == 200
@@ -859,11 +874,15 @@ def test_lists_read_a_fixed_number_of_statements(app: Flask, app_org: Runtime) -
         return len(statements)
 
     hr, supervisor = api_as(app, app_org, "hr"), api_as(app, app_org, "supervisor")
-    start_case(app_org)
+    first = start_case(app_org)
     few = {(who, path): calls(api, path) for who, api in (("hr", hr), ("supervisor", supervisor))
            for path in ("/api/v1/instances", "/api/v1/people")}
+    with app_org.db.unit_of_work() as uow:  # one running cycle per employee (D19-5): that one has ended
+        uow.session.get_one(ProcessInstance, first).status = "completed"
+        uow.commit()
     for i in range(12):
-        start_case(app_org, {**START, "employee": ("employee", "engineer")[i % 2]})
+        data = {**START, "employee": ("employee", "engineer")[i % 2]}
+        _earlier_cycle(app_org, data) if i < 10 else start_case(app_org, data)
         hr.post("/api/v1/people", json={**NEW_PERSON, "username": f"staff{i}", "supervisor": "supervisor"})
     for (who, path), before in few.items():
         assert calls(hr if who == "hr" else supervisor, path) == before, (who, path)
