@@ -20,7 +20,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from engine import d19_settings, queries
+from engine import agreement_setup, d19_settings, queries
 from engine import leave as leave_service
 from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
@@ -188,6 +188,10 @@ def create_person() -> ResponseReturnValue:
             create_user(uow.session, person.username, ["staff"], data.password)
         out = person_dict(uow.session, person)
         uow.commit()
+    # D19-3.3: a new starter in a covered classification gets the performance agreement set-up
+    user = api_user()
+    setup = agreement_setup.start_setups(services().runtime, user, user.username, [out["username"]])
+    out["agreement_setup_case"] = setup.started.get(out["username"])
     return jsonify(out), 201
 
 

@@ -21,7 +21,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from engine import bulk, people_import, policy
+from engine import agreement_setup, bulk, people_import, policy
 from engine.clock import CLOCK
 from engine.errors import Conflict, Invalid, Problem
 from engine.models import User
@@ -40,7 +40,9 @@ _THREADS = "ntpswf_hr_threads"
 @roles_required(*HR_ROLES)
 def index() -> ResponseReturnValue:
     """HR tools: the two bulk actions and the latest runs."""
-    return render_template("hr/index.html", jobs=bulk.recent_jobs(services().db))
+    with services().db.read() as s:
+        pending = agreement_setup.pending_setups(s)
+    return render_template("hr/index.html", jobs=bulk.recent_jobs(services().db), pending=pending)
 
 
 # ------------------------------------------------------------------------------------------------ people import
@@ -96,9 +98,34 @@ def import_confirm(job_id: int) -> ResponseReturnValue:
         return _plan_page(plan, filename, job_id, 409, "The records changed since the preview. Nothing was "
                                                        "imported: check the new preview and confirm again.")
     people_import.finish_staged(db, job_id, plan)
+    setup = agreement_setup.start_setups(services().runtime, user, user.username, _recorded(plan))
     flash(f"Imported {filename}: {plan.count('new')} new, {plan.count('updated')} updated, "
-          f"{plan.count('unchanged')} unchanged.")
+          f"{plan.count('unchanged')} unchanged." + (f" {agreement_setup.describe(setup)}." if setup.started
+                                                     or setup.pending else ""))
     return redirect(url_for("people.index"))
+
+
+def _recorded(plan: people_import.ImportPlan) -> list[str]:
+    """The people an import recorded in a classification: new ones, and those whose classification changed."""
+    return [r.username for r in plan.rows if r.status == "new"
+            or (r.status == "updated" and "classification" in r.changes)]
+
+
+# ------------------------------------------------------------------------------------------------ agreement set-ups
+
+
+@bp.post("/agreement-setups")
+@roles_required(*HR_ROLES)
+def start_agreement_setups() -> ResponseReturnValue:
+    """Start the performance agreement set-up (D19-3.3) of one pending person, or of all of them."""
+    user = current_user()
+    with services().db.read() as s:
+        pending = [p["username"] for p in agreement_setup.pending_setups(s)]
+    chosen = request.form.get("username")
+    usernames = pending if chosen in (None, "", "*") else [u for u in pending if u == chosen]
+    setup = agreement_setup.start_setups(services().runtime, user, user.username, usernames)
+    flash(agreement_setup.describe(setup) or "Nothing to start: everyone covered has a set-up.")
+    return redirect(url_for("hr.index"))
 
 
 # ------------------------------------------------------------------------------------------------ annual cycles
@@ -221,7 +248,7 @@ def _actor(username: str | None) -> tuple[User | None, str, bool]:
 @with_appcontext
 def import_cmd(file: Path, dry_run: bool, as_user: str | None) -> None:
     """Import people from a CSV export (one transaction: every row, or none when any row is bad)."""
-    _user, actor, is_admin = _actor(as_user)
+    user, actor, is_admin = _actor(as_user)
     plan = people_import.import_people(services().db, file.read_bytes(), actor, is_admin, dry_run=dry_run)
     for row in people_import.plan_rows(plan):
         changes = ", ".join(f"{c['field']}: {c['before'] or '-'} -> {c['after'] or '-'}" for c in row["changes"])
@@ -235,6 +262,10 @@ def import_cmd(file: Path, dry_run: bool, as_user: str | None) -> None:
     if not plan.ok:
         raise click.ClickException(f"{len(plan.errors)} problem(s); nothing was imported")
     click.echo(("dry run, nothing imported: " if dry_run else "imported: ") + summary)
+    if not dry_run:
+        setup = agreement_setup.start_setups(services().runtime, user, actor, _recorded(plan))
+        if setup.started or setup.pending:
+            click.echo(agreement_setup.describe(setup))
 
 
 def _progress_printer(tty: bool) -> Any:

@@ -8,11 +8,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from engine import agreement_setup
 from engine.errors import Conflict, Invalid
 from engine.models import Person
 from engine.users import get_person, parse_person, person_dict, save_person
 from web import services
-from web.auth import roles_required
+from web.auth import current_user, roles_required
 
 bp = Blueprint("people", __name__, url_prefix="/people")
 
@@ -45,13 +46,19 @@ def edit(username: str | None = None) -> ResponseReturnValue:
         try:
             with services().db.unit_of_work() as uow:
                 existing = get_person(uow.session, username) if username else None
-                save_person(uow.session, parse_person(values), existing)
+                before = existing.classification if existing is not None else None
+                saved = save_person(uow.session, parse_person(values), existing)
+                recorded = (saved.username, saved.classification != before)
                 uow.commit()
         except (Invalid, Conflict) as exc:
             for p in exc.problems:
                 errors.setdefault(p.field or "", []).append(p.message)
         else:
-            flash("Saved.")
+            # D19-3.3: recorded in (or moved into) a covered classification: the agreement set-up starts
+            user = current_user()
+            setup = agreement_setup.start_setups(services().runtime, user, user.username,
+                                                 [recorded[0]] if recorded[1] else [])
+            flash("Saved." + (f" {agreement_setup.describe(setup)}." if setup.started or setup.pending else ""))
             return redirect(url_for("people.index"))
         person = values
     elif username is None:
