@@ -73,7 +73,7 @@ def _version_of(runtime: Runtime, case: int) -> int:
 def test_preview_and_migrate_pay_progression_including_a_case_that_cannot_move(org: Runtime) -> None:
     d = Driver(org)
     waiting_invite = d.start("pay_progression", START)
-    waiting_submission = d.start("pay_progression", START)
+    waiting_submission = d.start("pay_progression", {**START, "employee": "engineer"})  # one cycle per employee
     d.complete(waiting_submission, "invite_submission", "supervisor", INVITE)
     # Version 2 renames the invitation's title and replaces make_submission with a new element id.
     v2 = deploy_text(org, "pay_progression.bpmn", edited(
