@@ -240,6 +240,9 @@ def prepare_pay_progression(session: Session, data: dict[str, Any], settings: Se
     if not isinstance(declared, bool):
         problems.append(Problem("Must be true or false.", field="agreement_in_place"))
     transfer = _transfer(session, data, start, problems)
+    if transfer is not None and employee is not None and transfer.get("former_manager") == employee.username:
+        problems.append(Problem("the employee never assesses their own case (Determination 19, cl. 6, 11)",
+                                field="transfer.former_manager"))
     periods = _periods(data.get("higher_duties"), "higher_duties", problems)
     level = _higher_level(session, data.get("higher_duties_level"), problems)
     assign = _assign(session, data.get("assign"), problems)

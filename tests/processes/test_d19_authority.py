@@ -288,3 +288,11 @@ def test_d19_7_hr_of_another_agency_neither_sees_nor_works_the_case(drive: Drive
     assert _inbox(drive, "nthhr") == []
     with drive.runtime.db.read() as s, pytest.raises(NotFound):
         queries.get_task(s, drive.user("nthhr"), task.id)
+
+
+def test_d19_11_the_employee_is_never_her_own_former_manager(drive: Driver) -> None:
+    transfer = {"former_position": "Port Planner", "former_manager": "employee", "former_start": "2024-07-01",
+                "former_end": "2025-06-29"}
+    with pytest.raises(Invalid) as err:
+        drive.start("pay_progression", {**START, "transfer": transfer})
+    assert err.value.problems[0].field == "transfer.former_manager"
