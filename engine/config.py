@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,9 +17,12 @@ def _default_database_url() -> str:
     return f"sqlite:///{instance / 'ntpswf.sqlite3'}"
 
 
+_TRUE = {"1", "true", "yes", "on"}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Configuration of one deployment; every field has an `NTPSWF_` variable of the same name."""
+    """Configuration of one deployment; every field has an `NTPSWF_` variable of the same name (upper case)."""
 
     database_url: str = field(default_factory=_default_database_url)
     timezone: str = "Australia/Darwin"
@@ -27,24 +32,51 @@ class Settings:
     processes_dir: Path = PROJECT_ROOT / "processes"
     demo_mode: bool = False
     mail_from: str = "ntps-workflows@localhost"
+    # --- security (docs/security.md) ---
+    #: The address people use; when it is https, cookies are Secure and answers carry HSTS.
+    public_url: str | None = None
+    #: A web session ends after this many minutes without a request, and after this many hours whatever happens.
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    #: Wall-clock limit of one script, condition, timer expression or decision-table cell, and the memory
+    #: its sandbox process may use.
+    script_time_limit_seconds: float = 2.0
+    script_memory_mb: int = 512
+    #: Wall-clock limit of rendering one task's instructions, and the most characters they may render to.
+    template_time_limit_seconds: float = 1.0
+    template_output_chars: int = 200_000
+    #: The most a case's data (as stored JSON) and one task's submitted data may weigh.
+    case_data_limit_bytes: int = 1_000_000
+    task_data_limit_bytes: int = 256_000
+
+    @property
+    def https(self) -> bool:
+        """True when people reach the service over https (cookies Secure, HSTS sent)."""
+        return bool(self.public_url) and str(self.public_url).lower().startswith("https://")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from NTPSWF_* environment variables, falling back to the defaults."""
+        """Build settings from NTPSWF_* environment variables, falling back to the defaults.
+
+        A value that does not read as the field's type is refused naming the variable."""
         env = dict(os.environ if environ is None else environ)
-        kwargs: dict[str, object] = {}
-        if env.get("NTPSWF_DATABASE_URL"):
-            kwargs["database_url"] = env["NTPSWF_DATABASE_URL"]
-        if env.get("NTPSWF_TIMEZONE"):
-            kwargs["timezone"] = env["NTPSWF_TIMEZONE"]
-        if env.get("NTPSWF_SMTP_URL"):
-            kwargs["smtp_url"] = env["NTPSWF_SMTP_URL"]
-        if env.get("NTPSWF_TIMER_POLL_SECONDS"):
-            kwargs["timer_poll_seconds"] = float(env["NTPSWF_TIMER_POLL_SECONDS"])
-        if env.get("NTPSWF_FORMS_DIR"):
-            kwargs["forms_dir"] = Path(env["NTPSWF_FORMS_DIR"])
-        if env.get("NTPSWF_DEMO_MODE"):
-            kwargs["demo_mode"] = env["NTPSWF_DEMO_MODE"].lower() in {"1", "true", "yes", "on"}
-        if env.get("NTPSWF_MAIL_FROM"):
-            kwargs["mail_from"] = env["NTPSWF_MAIL_FROM"]
-        return cls(**kwargs)  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            raw = env.get(f"NTPSWF_{spec.name.upper()}")
+            if not raw:
+                continue
+            kind = str(spec.type)
+            try:
+                if kind == "bool":
+                    kwargs[spec.name] = raw.strip().lower() in _TRUE
+                elif kind == "int":
+                    kwargs[spec.name] = int(raw)
+                elif kind == "float":
+                    kwargs[spec.name] = float(raw)
+                elif kind == "Path":
+                    kwargs[spec.name] = Path(raw)
+                else:
+                    kwargs[spec.name] = raw
+            except ValueError:
+                raise ValueError(f"NTPSWF_{spec.name.upper()}={raw!r} is not a valid {kind}") from None
+        return cls(**kwargs)
