@@ -237,7 +237,10 @@ def test_usernames_beyond_ascii_are_added_found_and_filtered_on(app: Flask, app_
     assert api.post("/api/v1/people", json={**NEW_PERSON, "username": "renée.ōta"}).status_code == 201
     body = api.get(f"/api/v1/people/{quote('renée.ōta')}").get_json()
     assert body["username"] == "renée.ōta" and body["name"] == NEW_PERSON["name"]
-    assert api.get(f"/api/v1/instances?subject={quote('renée.ōta')}").get_json() == {"items": [], "next": None}
+    # the new starter's performance agreement set-up (D19-3.3) is found by her username
+    found = api.get(f"/api/v1/instances?subject={quote('renée.ōta')}").get_json()
+    assert [(i["process"], i["subject"]) for i in found["items"]] == [("performance_agreement", "renée.ōta")]
+    assert api.get(f"/api/v1/instances?subject={quote('renee.ota')}").get_json() == {"items": [], "next": None}
     for bad in ("renée ōta", "☃", "a\u0301"):  # a space, a symbol, a lone combining mark: not a username
         assert_errors(api.post("/api/v1/people", json={**NEW_PERSON, "username": bad}), 422, "username")
         assert_errors(api.get(f"/api/v1/people/{quote(bad)}"), 404)

@@ -252,9 +252,9 @@ def test_a_login_without_a_person_record_lists_only_what_it_started(app: Flask, 
     from engine.users import create_user
 
     with app_org.db.unit_of_work() as uow:
-        create_user(uow.session, "robot", ["staff"], "robot-pass-2026")
+        create_user(uow.session, "robot", ["staff"], "robot-pass-2026-x")
         uow.commit()
     robot = api_as(app, app_org, "robot")
     assert _listed(robot, "/api/v1/people") == [] and _listed(robot, "/api/v1/instances") == []
-    mine = app_org.start(None, "pay_progression", START, actor="robot")
+    mine = app_org.start(None, "pay_progression", {**START, "employee": "supervisor"}, actor="robot")
     assert _listed(robot, "/api/v1/instances") == [mine]

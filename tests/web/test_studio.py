@@ -268,7 +268,7 @@ def test_download_any_version_as_bpmn(client: FlaskClient, app_org: Runtime, aut
 def test_migrate_page_previews_and_moves_cases(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
     pay = _pay(app_org)
     movable = app_org.start(None, "pay_progression", START, actor="hr")
-    blocked = app_org.start(None, "pay_progression", START, actor="hr")
+    blocked = app_org.start(None, "pay_progression", {**START, "employee": "engineer"}, actor="hr")
     with app_org.db.read() as s:
         task = s.scalars(select(HumanTask).where(HumanTask.instance_id == blocked, HumanTask.state == "open")).one()
     from tests.processes.driver import Driver
