@@ -76,7 +76,7 @@ def load_people(runtime: Runtime) -> None:
                     classification=classification, pay_point=point, organisation="DPC",
                     supervisor=supervisor, commenced_on="2024-01-15", ceo_delegate=delegate))
             if s.scalars(select(User).where(User.username == username)).first() is None:
-                create_user(s, username, roles, None, password_hash=_demo_hash())
+                create_user(s, username, roles, None, password_hash=_demo_hash(), actor="demo")
         org.ceo_id = s.scalars(select(Person.id).where(Person.username == "ceo")).one()
         uow.commit()
 

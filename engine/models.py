@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("admin", "hr", "ocpe", "process_owner", "staff")
+#: Roles only an administrator may give or take away, on every path (web, API, CSV import, command line).
+PRIVILEGED_ROLES = frozenset({"admin", "hr", "ocpe", "process_owner"})
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -130,6 +132,25 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class LoginSession(Base):
+    """A web login session. The browser's cookie holds a random id; only its SHA-256 is stored.
+
+    A session ends at logout, at a password change, when an administrator signs the person out everywhere,
+    or after the idle or absolute lifetime (settings); an ended session never opens a page again."""
+
+    __tablename__ = "login_session"
+    __table_args__ = (Index("ix_login_session_user", "user_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+    client: Mapped[str | None] = mapped_column(String(64))
 
 
 class PayPoint(Base):

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from engine.clock import CLOCK
 from engine.db import Database
 from engine.errors import Invalid, NotFound
-from engine.models import ROLES, BulkJob, PayPoint, Person, User
+from engine.models import PRIVILEGED_ROLES, ROLES, BulkJob, PayPoint, Person, User
+from engine.passwords import password_problem
 from engine.runtime import audit
 from engine.users import (
     NO_PASSWORD,
@@ -48,10 +49,7 @@ COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 COMPARED = (*PERSON_FIELDS[1:], "ceo_delegate")
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 10_000
-MIN_PASSWORD = 8
 _TRUE, _FALSE = {"yes", "y", "true", "1", "x"}, {"no", "n", "false", "0", ""}
-#: Roles that only an administrator may hand out or take away.
-ADMIN_ONLY_ROLES = frozenset({"admin"})
 
 
 @dataclass(frozen=True)
@@ -252,8 +250,9 @@ def _login_plan(row: RowPlan, values: dict[str, str], ctx: _Context, errors: lis
     roles = _roles(values.get("role", ""), row.line, errors)
     password = values.get("password") or None
     login = ctx.logins.get(row.username)
-    if password is not None and len(password) < MIN_PASSWORD and login is None:
-        errors.append(RowError(row.line, "password", f"must be at least {MIN_PASSWORD} characters"))
+    if password is not None and login is None and row.person is not None and (
+            problem := password_problem(password, row.username, row.person.name, row.person.email)):
+        errors.append(RowError(row.line, "password", problem))
     if login is None:
         if roles is None and password is None:
             return
@@ -269,8 +268,9 @@ def _login_plan(row: RowPlan, values: dict[str, str], ctx: _Context, errors: lis
         row.roles = roles
         row.login = f"login roles {', '.join(sorted(login.roles))} -> {', '.join(roles)}"
         granted = set(roles) ^ set(login.roles)
-    if granted & ADMIN_ONLY_ROLES and not ctx.actor_is_admin:
-        errors.append(RowError(row.line, "role", "only an administrator may give or take away the admin role"))
+    if granted & PRIVILEGED_ROLES and not ctx.actor_is_admin:
+        errors.append(RowError(row.line, "role", "only an administrator may give or take away the admin, hr, ocpe "
+                                                 "and process_owner roles"))
 
 
 def _cycles(plans: list[RowPlan], ctx: _Context, errors: list[RowError]) -> None:
@@ -336,7 +336,7 @@ def plan_import(session: Session, data: bytes | str, actor_is_admin: bool = Fals
 # ------------------------------------------------------------------------------------------- applying
 
 
-def _apply(session: Session, plan: ImportPlan) -> None:
+def _apply(session: Session, plan: ImportPlan, actor: str) -> None:
     people = {p.username: p for p in session.scalars(select(Person))}
     # Two passes: everyone exists before anyone's supervisor or manager is set (they may come later in the file).
     for row in plan.rows:
@@ -354,8 +354,12 @@ def _apply(session: Session, plan: ImportPlan) -> None:
         login = session.scalars(select(User).where(User.username == row.username)).first()
         if login is None:
             create_user(session, row.username, row.roles, None,
-                        password_hash=hash_password(row.password) if row.password else NO_PASSWORD)
+                        password_hash=hash_password(row.password) if row.password else NO_PASSWORD, actor=actor)
         else:
+            for role in sorted(set(row.roles) - set(login.roles)):
+                audit(session, None, actor, "role_granted", login=row.username, role=role)
+            for role in sorted(set(login.roles) - set(row.roles)):
+                audit(session, None, actor, "role_removed", login=row.username, role=role)
             login.roles = list(row.roles)
 
 
@@ -370,7 +374,7 @@ def import_people(db: Database, data: bytes | str, actor: str, actor_is_admin: b
         plan = plan_import(session, data, actor_is_admin)
         if dry_run or not plan.ok or (expected is not None and plan.fingerprint() != expected):
             return plan
-        _apply(session, plan)
+        _apply(session, plan, actor)
         audit(session, None, actor, "people_imported",
               created=[r.username for r in plan.rows if r.status == "new"],
               updated={r.username: sorted(r.changes) for r in plan.rows if r.status == "updated"},

@@ -1,4 +1,4 @@
-"""A small database-backed rate limiter (sliding window), and the API token exchange that uses it.
+"""A small database-backed rate limiter (sliding window); engine.logins builds the login throttle on it.
 
 The limiter counts rows in `rate_limit_hit`, so every web process and host behind one database shares
 the same counts (an in-memory limiter would let N gunicorn workers take N times the limit). Two
@@ -17,9 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine.clock import CLOCK
-from engine.db import Database
-from engine.models import RateLimitHit, User
-from engine.users import authenticate, issue_token
+from engine.models import RateLimitHit
 
 
 @dataclass(frozen=True)
@@ -37,11 +35,6 @@ class Limit:
         if limit.count < 1 or limit.window <= timedelta(0):
             raise ValueError(f"not a rate limit: {text!r} (expected COUNT/SECONDS)")
         return limit
-
-
-#: Token requests from one client address, and failed logins for one username (from anywhere).
-TOKEN_PER_CLIENT = Limit(20, timedelta(minutes=1))
-FAILURES_PER_USERNAME = Limit(10, timedelta(minutes=15))
 
 
 class RateLimited(Exception):
@@ -90,35 +83,3 @@ def check(session: Session, bucket: str, limit: Limit, message: str) -> None:
     wait = _retry_after(session, bucket, limit, CLOCK.now())
     if wait is not None:
         raise RateLimited(message, wait)
-
-
-def exchange_password_for_token(db: Database, username: str, password: str, client: str,
-                                per_client: Limit = TOKEN_PER_CLIENT,
-                                per_username: Limit = FAILURES_PER_USERNAME) -> tuple[str, datetime] | None:
-    """A new API token for a username and password, or None when they are wrong.
-
-    Raises RateLimited, whatever the password, when the client has asked too often or the username has
-    failed too often: a guesser learns nothing from a limited answer. A refused request is not counted,
-    so a client that waits the Retry-After time gets in.
-    """
-    client_bucket, user_bucket = f"token:client:{client}", f"token:failed:{username}"
-    with db.unit_of_work() as uow:
-        session = uow.session
-        forget_old_hits(session, max(per_client.window, per_username.window))
-        check(session, client_bucket, per_client, "too many token requests from this address; wait and try again")
-        check(session, user_bucket, per_username, "too many failed logins for this username; wait and try again")
-        hit(session, client_bucket)
-        uow.commit()
-    # The password hash is slow on purpose: check it outside a write transaction.
-    with db.read() as session:
-        user = authenticate(session, username, password)
-        user_id = user.id if user is not None else None
-    with db.unit_of_work() as uow:
-        session = uow.session
-        if user_id is None:
-            hit(session, user_bucket)
-            uow.commit()
-            return None
-        token = issue_token(session, session.get_one(User, user_id))
-        uow.commit()
-    return token

@@ -48,6 +48,7 @@ from engine.models import Base, HumanTask, ProcessDefinition, ProcessInstance, T
 from engine.notify import group_members, notify
 from engine.scripthelpers import script_helpers
 from engine.scripts import ScriptError, make_script_engine
+from engine.text import strip_unsafe_values
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Runtime:
                 raise Invalid("data must be an object", [Problem("must be an object", field="data")])
             if user is not None and not may_start(session, user, process_key, data):
                 raise Forbidden("you may not start this case")
-            data = dict(data)
+            data = strip_unsafe_values(dict(data))
             guards = hooks_for(process_key).before_start
             if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
                 raise Invalid("this process takes no appointments at its start", [Problem(
@@ -317,8 +318,9 @@ class Runtime:
         if errors:
             raise Invalid("the form has errors", [Problem(m, field=f or None) for f, ms in errors.items() for m in ms])
         allowed = set((schema.get("properties") or {}).keys())
-        # Never let a form set keys it does not declare (outcome, assign, employee...).
-        return {k: v for k, v in data.items() if k in allowed}
+        # Never let a form set keys it does not declare (outcome, assign, employee...); free text is shown to
+        # other people, so it loses control and text-direction characters (engine.text).
+        return {k: strip_unsafe_values(v) for k, v in data.items() if k in allowed}
 
     def _run(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
         try:

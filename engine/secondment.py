@@ -729,7 +729,7 @@ def load_host_people(runtime: Runtime) -> None:
                                            classification="AO7", organisation=code, commenced_on="2023-07-01"))
             if s.scalars(select(User).where(User.username == username)).first() is None:
                 password_hash = password_hash or hash_password(DEMO_PASSWORD)
-                create_user(s, username, ["staff"], None, password_hash=password_hash)
+                create_user(s, username, ["staff"], None, password_hash=password_hash, actor="demo")
         uow.commit()
 
 

@@ -14,9 +14,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.assignment import note_heads_organisation
+from engine.audit import audit
 from engine.clock import CLOCK
-from engine.errors import Conflict, Invalid, NotFound, Problem
-from engine.models import ROLES, ApiToken, Organisation, Person, User, column_length, table_of
+from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
+from engine.models import PRIVILEGED_ROLES, ROLES, ApiToken, Organisation, Person, User, column_length, table_of
+from engine.passwords import check_password
+from engine.text import unsafe_character
 
 TOKEN_LIFETIME = timedelta(hours=12)
 NO_PASSWORD = "!"  # noqa: S105 - not a password: a hash value no password can match
@@ -30,23 +33,70 @@ def hash_password(password: str) -> str:
 
 
 def create_user(session: Session, username: str, roles: list[str], password: str | None,
-                password_hash: str | None = None) -> User:
-    """Add a login, linked to the person with the same username when there is one."""
+                password_hash: str | None = None, actor: str = "system") -> User:
+    """Add a login, linked to the person with the same username when there is one.
+
+    A password is checked against the password policy (engine.passwords); `password_hash` (demo data, an
+    import that checked it already) is stored as given. The grant of each role is audited as `actor`'s:
+    callers decide beforehand who may grant what (grant_roles)."""
     bad = [r for r in roles if r not in ROLES]
     if bad:
         raise Invalid("unknown role", [Problem(f"unknown role {bad[0]!r}; roles: {', '.join(ROLES)}", field="role")])
     if session.scalars(select(User).where(User.username == username)).first():
         raise Conflict(f"a login named {username!r} already exists")
-    if password_hash is None and password is not None and len(password) < 8:
-        raise Invalid("password too short", [Problem("must be at least 8 characters", field="password")])
     person = session.scalars(select(Person).where(Person.username == username)).first()
+    if password_hash is None and password is not None:
+        check_password(password, username, person.name if person else None, person.email if person else None)
     user = User(username=username, roles=sorted(set(roles)),
                 # "!" never matches a hash: a login without a password cannot log in
                 password_hash=password_hash or (hash_password(password) if password else NO_PASSWORD),
                 person_id=person.id if person else None, active=True, created_at=CLOCK.now())
     session.add(user)
     session.flush()
+    for role in sorted(set(roles) & PRIVILEGED_ROLES):
+        audit(session, None, actor, "role_granted", login=username, role=role)
     return user
+
+
+def may_grant(actor: User | None, old: set[str], new: set[str]) -> bool:
+    """Only an administrator gives or takes away a privileged role (admin, hr, ocpe, process_owner).
+
+    `actor` None is the server's operator at the command line, who holds the database anyway."""
+    changed = (old ^ new) & PRIVILEGED_ROLES
+    return not changed or actor is None or actor.has_role("admin")
+
+
+def grant_roles(session: Session, actor: User | None, actor_name: str, login: User, roles: list[str]) -> None:
+    """Set a login's roles; refused (403 naming `role`) unless the actor may grant them; each change audited."""
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        raise Invalid("unknown role", [Problem(f"unknown role {bad[0]!r}; roles: {', '.join(ROLES)}", field="role")])
+    old, new = set(login.roles), set(roles)
+    if not may_grant(actor, old, new):
+        message = "only an administrator may give or take away the admin, hr, ocpe and process_owner roles"
+        raise Forbidden(message, [Problem(message, field="role")])
+    if actor is not None and actor.id == login.id and "admin" in old - new:
+        raise Invalid("own admin role", [Problem("an administrator cannot take away their own admin role",
+                                                 field="role")])
+    login.roles = sorted(new)
+    for role in sorted(new - old):
+        audit(session, None, actor_name, "role_granted", login=login.username, role=role)
+    for role in sorted(old - new):
+        audit(session, None, actor_name, "role_removed", login=login.username, role=role)
+
+
+def set_password(session: Session, login: User, password: str, actor: str) -> int:
+    """Give a login a new password (checked against the policy); every session and API token of the login ends.
+
+    Answers how many sessions and tokens ended."""
+    person = session.get(Person, login.person_id) if login.person_id is not None else None
+    check_password(password, login.username, person.name if person else None, person.email if person else None)
+    login.password_hash = hash_password(password)
+    from engine.logins import end_all_sessions
+
+    ended = end_all_sessions(session, login, "password changed")
+    audit(session, None, actor, "password_changed", login=login.username, sessions_ended=ended)
+    return ended
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -177,6 +227,10 @@ def parse_person(payload: Any) -> PersonInput:
         value = payload.get(name)
         if isinstance(value, str) and len(value.strip()) > longest:
             problems.append(Problem(f"at most {longest} characters", field=name))
+    for name in PERSON_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, str) and (char := unsafe_character(value)):
+            problems.append(Problem(f"must not contain control or text-direction characters ({char})", field=name))
     username = payload.get("username")
     if isinstance(username, str) and username.strip() and not is_username(username.strip()):
         problems.append(Problem("letters, digits, '.', '_' and '-' only", field="username"))

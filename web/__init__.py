@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_wtf.csrf import CSRFProtect
 
 from engine import clock
@@ -39,6 +40,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         SECRET_KEY=_secret_key(Path(app.instance_path)),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https,
+        SESSION_COOKIE_NAME="__Host-session" if settings.https else "session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_absolute_hours),
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
     )
@@ -89,6 +93,11 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if settings.https:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.endpoint != "static":
+            # pages and API answers carry personal data: no browser or proxy keeps a copy
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.teardown_appcontext

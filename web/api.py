@@ -26,13 +26,8 @@ from engine.access import may_view_person
 from engine.definitions import deploy as deploy_bundle
 from engine.definitions import latest_definition, list_latest, read_bundle
 from engine.errors import Invalid, NotFound, Problem
-from engine.ratelimit import (
-    FAILURES_PER_USERNAME,
-    TOKEN_PER_CLIENT,
-    Limit,
-    RateLimited,
-    exchange_password_for_token,
-)
+from engine.logins import exchange_password_for_token
+from engine.ratelimit import RateLimited
 from engine.users import (
     USERNAME_LENGTH,
     create_user,
@@ -44,6 +39,7 @@ from engine.users import (
     save_person,
 )
 from web import services
+from web.auth import login_policy, login_request_limit
 from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
 from web.openapi_models import (
     MAX_ID,
@@ -116,18 +112,6 @@ def _allow_header(response: WerkzeugResponse) -> WerkzeugResponse:
 # ----------------------------------------------------------------------------------------------- auth
 
 
-def _limit(key: str, default: Limit) -> Limit:
-    """A rate limit from the configuration (NTPSWF_API_TOKEN_LIMIT=20/60); a malformed one is logged, not fatal."""
-    value = current_app.config.get(key)
-    if value is None:
-        return default
-    try:
-        return Limit.parse(str(value))
-    except ValueError:
-        current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
-        return default
-
-
 @bp.post("/auth/token")
 @operation({200: TokenOut}, json_body=TokenIn, auth=False, errors=(401, 429), tag="auth", extra={
     "responses": {"429": {"headers": {"Retry-After": {"schema": {"type": "integer"},
@@ -135,14 +119,13 @@ def _limit(key: str, default: Limit) -> Limit:
 def token() -> ResponseReturnValue:
     """Exchange a username and password for a bearer token.
 
-    Limited per client address and per username (failed attempts); a limited request answers 429
-    with Retry-After, whatever the password.
+    Throttled as the web login is (docs/security.md): failed logins per username and address, per address
+    and per username, each with a growing delay, and login requests per address; a limited request answers
+    429 with Retry-After, whatever the password.
     """
     data = body(TokenIn)
-    issued = exchange_password_for_token(
-        services().db, data.username, data.password, request.remote_addr or "unknown",
-        per_client=_limit("API_TOKEN_LIMIT", TOKEN_PER_CLIENT),
-        per_username=_limit("API_LOGIN_FAILURE_LIMIT", FAILURES_PER_USERNAME))
+    issued = exchange_password_for_token(services().db, data.username, data.password,
+                                         request.remote_addr or "unknown", login_policy(), login_request_limit())
     if issued is None:
         raise ApiError(401, [Problem("unknown username or wrong password")],
                        {"WWW-Authenticate": 'Bearer realm="ntpswf"'})
@@ -185,7 +168,7 @@ def create_person() -> ResponseReturnValue:
     with services().db.unit_of_work() as uow:
         person = save_person(uow.session, person_input)
         if data.password:
-            create_user(uow.session, person.username, ["staff"], data.password)
+            create_user(uow.session, person.username, ["staff"], data.password, actor=api_user().username)
         out = person_dict(uow.session, person)
         uow.commit()
     # D19-3.3: a new starter in a covered classification gets the performance agreement set-up

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.models import User
-from engine.users import authenticate
+from engine.audit import audit
+from engine.errors import EngineError, Invalid
+from engine.logins import (
+    LOGIN_REQUESTS_PER_CLIENT,
+    LoginPolicy,
+    attempt_login,
+    end_all_sessions,
+    end_session,
+    login_overview,
+    session_user,
+    start_session,
+)
+from engine.models import ROLES, User
+from engine.ratelimit import Limit, RateLimited
+from engine.users import grant_roles, set_password
 from web import services
 
 bp = Blueprint("auth", __name__)
@@ -27,15 +41,13 @@ def init_app(app: Flask) -> None:
             from engine import demo_clock
 
             demo_clock.sync(services().db)
-        user_id = session.get("user_id")
         g.user = None
-        if user_id is not None:
-            with services().db.read() as s:
-                user = s.get(User, user_id)
-                if user is not None and user.active:
-                    _ = user.person  # load while the session is open
-                    s.expunge(user)
-                    g.user = user
+        session_id = session.get("sid")
+        if isinstance(session_id, str) and request.endpoint != "static":
+            user = session_user(services().db, session_id, services().settings)
+            if user is None:
+                session.clear()  # ended: logout elsewhere, password changed, signed out, idle or too old
+            g.user = user
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
@@ -85,28 +97,149 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The login form."""
-    error = None
+    """The login form (throttled as the API's token exchange is: engine.logins)."""
+    error, status, headers = None, 200, {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
-        with services().db.read() as s:
-            user = authenticate(s, username, password)
-            user_id = user.id if user else None
-        if user_id is None:
-            error = "Unknown username or wrong password."
+        try:
+            user_id = attempt_login(services().db, username, password, _client(), "web", login_policy(),
+                                    login_request_limit())
+        except RateLimited as exc:
+            error, status = f"Too many attempts. Wait {_duration(exc.retry_after)} and try again.", 429
+            headers = {"Retry-After": str(exc.retry_after)}
         else:
-            session.clear()
-            session["user_id"] = user_id
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), 401 if error else 200
+            if user_id is None:
+                error, status = "Unknown username or wrong password.", 401
+            else:
+                session.clear()
+                session["sid"] = start_session(services().db, user_id, _client())
+                return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error), status, headers
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+def login_policy() -> LoginPolicy:
+    """The login throttle; NTPSWF_LOGIN_FAILURE_LIMIT (or the older NTPSWF_API_LOGIN_FAILURE_LIMIT) sets the
+    failures of one username from one address that cost nothing (COUNT/SECONDS)."""
+    for key in ("LOGIN_FAILURE_LIMIT", "API_LOGIN_FAILURE_LIMIT"):
+        value = current_app.config.get(key)
+        if value is None:
+            continue
+        try:
+            return LoginPolicy.with_free_failures(Limit.parse(str(value)))
+        except ValueError:
+            current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
+    return LoginPolicy()
+
+
+def login_request_limit() -> Limit:
+    """Login requests from one address; NTPSWF_LOGIN_REQUEST_LIMIT (or NTPSWF_API_TOKEN_LIMIT), COUNT/SECONDS."""
+    for key in ("LOGIN_REQUEST_LIMIT", "API_TOKEN_LIMIT"):
+        value = current_app.config.get(key)
+        if value is None:
+            continue
+        try:
+            return Limit.parse(str(value))
+        except ValueError:
+            current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
+    return LOGIN_REQUESTS_PER_CLIENT
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
+    """End the session, on the server too: the cookie never opens a page again."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        end_session(services().db, session_id)
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> ResponseReturnValue:
+    """Change one's own password: the current one first; every session and API token of the login ends."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        current = request.form.get("current_password", "")
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            errors["confirm_password"] = "The two new passwords differ."  # noqa: S105 - a message
+        user = current_user()
+        try:
+            if attempt_login(services().db, user.username, current, _client(), "web", login_policy(),
+                             login_request_limit()) is None:
+                errors["current_password"] = "This is not your current password."  # noqa: S105 - a message
+        except RateLimited as exc:
+            errors["current_password"] = f"Too many attempts. Wait {_duration(exc.retry_after)} and try again."
+        if not errors:
+            try:
+                with services().db.unit_of_work() as uow:
+                    set_password(uow.session, uow.session.get_one(User, user.id), new, user.username)
+                    uow.commit()
+            except Invalid as exc:
+                errors["new_password"] = "; ".join(p.message for p in exc.problems)
+            else:
+                session.clear()
+                flash("Your password is changed. Every session of yours has ended: log in with the new password.")
+                return redirect(url_for("auth.login"))
+    return render_template("account_password.html", errors=errors), 422 if errors else 200
+
+
+@bp.get("/admin/logins")
+@roles_required("admin")
+def logins() -> ResponseReturnValue:
+    """Every login with its roles and live sessions; an administrator signs a login out everywhere here."""
+    with services().db.read() as s:
+        items = login_overview(s, services().settings)
+    return render_template("admin/logins.html", items=items, roles=ROLES)
+
+
+@bp.post("/admin/logins/<int:user_id>/sign-out")
+@roles_required("admin")
+def sign_out_everywhere(user_id: int) -> ResponseReturnValue:
+    """End every web session and API token of a login."""
+    with services().db.unit_of_work() as uow:
+        login = uow.session.get(User, user_id)
+        if login is None:
+            abort(404)
+        ended = end_all_sessions(uow.session, login, "signed out by an administrator")
+        audit(uow.session, None, current_user().username, "signed_out_everywhere", login=login.username,
+              sessions_ended=ended)
+        uow.commit()
+        name = login.username
+    flash(f"{name} is signed out everywhere ({ended} session{'s' if ended != 1 else ''} and tokens ended).")
+    return redirect(url_for("auth.logins"))
+
+
+@bp.post("/admin/logins/<int:user_id>/roles")
+@roles_required("admin")
+def set_roles(user_id: int) -> ResponseReturnValue:
+    """Give or take away roles (administrators only; each change audited)."""
+    try:
+        with services().db.unit_of_work() as uow:
+            login = uow.session.get(User, user_id)
+            if login is None:
+                abort(404)
+            grant_roles(uow.session, current_user(), current_user().username, login,
+                        [r for r in request.form.getlist("role") if r in ROLES] or ["staff"])
+            uow.commit()
+            name = login.username
+    except EngineError as exc:
+        flash("; ".join(p.message for p in exc.problems))
+    else:
+        flash(f"The roles of {name} are saved.")
+    return redirect(url_for("auth.logins"))

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from engine.models import ROLES
+from engine.models import ROLES, User
 from web import services
 
 db_cli = AppGroup("db", help="Database schema commands.")
@@ -59,12 +60,55 @@ def user_add(username: str, roles: tuple[str, ...], password_stdin: bool) -> Non
         "Password", hide_input=True, confirmation_prompt=True)
     try:
         with services().db.unit_of_work() as uow:
-            create_user(uow.session, username, list(roles), password)
+            create_user(uow.session, username, list(roles), password, actor="cli")
             uow.commit()
     except EngineError as exc:
         raise click.ClickException("; ".join(
             f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
     click.echo(f"added {username} ({', '.join(roles)})")
+
+
+def _login(session: Any, username: str) -> User:
+    login = session.scalars(select(User).where(User.username == username)).first()
+    if login is None:
+        raise click.ClickException(f"no login named {username!r}")
+    return cast(User, login)
+
+
+@user_cli.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@with_appcontext
+def user_password(username: str, password_stdin: bool) -> None:
+    """Give a login a new password (the password policy applies); every session and API token of it ends."""
+    from engine.errors import EngineError
+    from engine.users import set_password
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
+        "New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with services().db.unit_of_work() as uow:
+            ended = set_password(uow.session, _login(uow.session, username), password, "cli")
+            uow.commit()
+    except EngineError as exc:
+        raise click.ClickException("; ".join(
+            f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
+    click.echo(f"the password of {username} is changed; {ended} sessions and tokens ended")
+
+
+@user_cli.command("sign-out")
+@click.argument("username")
+@with_appcontext
+def user_sign_out(username: str) -> None:
+    """End every web session and API token of a login at once."""
+    from engine.audit import audit
+    from engine.logins import end_all_sessions
+
+    with services().db.unit_of_work() as uow:
+        ended = end_all_sessions(uow.session, _login(uow.session, username), "signed out by an administrator")
+        audit(uow.session, None, "cli", "signed_out_everywhere", login=username, sessions_ended=ended)
+        uow.commit()
+    click.echo(f"{username} is signed out everywhere ({ended} sessions and tokens ended)")
 
 
 @click.command("deploy")

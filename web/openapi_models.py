@@ -121,8 +121,9 @@ class PersonIn(_In):
     commenced_on: str | None = Field(default=None, pattern=r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
                                      json_schema_extra={"format": "date"})
     ceo_delegate: StrictBool = False
-    password: str | None = Field(default=None, min_length=8, max_length=1024,
-                                 description="gives the person a staff login with this password")
+    password: str | None = Field(default=None, min_length=12, max_length=1024,
+                                 description="gives the person a staff login with this password (at least 12 "
+                                 "characters, not a common or breached password, not their name)")
 
 
 class PersonOut(_Out):

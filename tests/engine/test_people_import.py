@@ -63,7 +63,7 @@ def test_every_bad_row_is_reported_with_line_and_field_and_nothing_is_imported(o
         "fine,Again,again@x.example,AO6,,,,,",                                         # line 5: duplicate
         "short,Too,Few,Cells",                                                         # line 6
         "",                                                                            # blank: ignored
-        'quoted,"Multi\nLine",m@x.example,AO6,,,,,',                                   # line 8-9: fine
+        'quoted,"Multi\nLine",m@x.example,AO6,,,,,',                                   # line 8-9: a name on two lines
         "selfish,Self,s@x.example,AO6,,,selfish,,",                                    # line 10
     )
     before = row_counts(org)
@@ -72,7 +72,7 @@ def test_every_bad_row_is_reported_with_line_and_field_and_nothing_is_imported(o
     assert [(e.line, e.field) for e in plan.errors] == [
         (3, "email"), (3, "username"),
         (4, "commenced_on"), (4, "pay_point"), (4, "supervisor"),
-        (5, "username"), (6, "row"), (10, "supervisor")]
+        (5, "username"), (6, "row"), (8, "name"), (10, "supervisor")]
     assert "line 2" in plan.errors[5].message
     assert row_counts(org) == before
     assert "fine" not in _people(org)
@@ -113,7 +113,9 @@ def test_logins_roles_and_passwords(org: Runtime) -> None:
                 "nopass,No Pass,np@x.example,AO6,,,,,,hr;staff,",
                 "employee,Emily Wong,employee@demo.ntps.example,SPAO1,SPAO1-1,DPC,supervisor,,2024-01-15,,other-pass",
                 header=header)
-    plan = import_people(org.db, text, "hr")
+    refused = import_people(org.db, text, "hr")  # HR may not give the hr role (issue 16): only an administrator
+    assert [(e.line, e.field) for e in refused.errors] == [(3, "role")]
+    plan = import_people(org.db, text, "admin", actor_is_admin=True)
     assert plan.ok, plan.errors
     assert [r.login for r in plan.rows] == ["new login (staff)", "new login (hr, staff), no password yet",
                                             "login exists: its password is not changed by an import"]
