@@ -163,11 +163,14 @@ def test_mp_0_a_change_after_acceptance_makes_a_new_version_all_three_accept_aga
 def test_mp_0_particulars_that_do_not_add_up_send_the_draft_back(drive: Driver) -> None:
     case = apply(drive)
     plan(drive, case)
-    drive.complete(case, "draft_agreement", "supervisor", agreement(end_date="2026-03-31", host_contact="supervisor"))
+    task = open_tasks(drive, case, "draft_agreement")[0]
+    with pytest.raises(Invalid) as err:  # issue 16: the host contact works for the host, not for home
+        drive._fresh().complete_task(drive.user("supervisor"), task.id, agreement(host_contact="supervisor"))
+    assert [p.field for p in err.value.problems] == ["agreement.schedule1.host_contact"]
+    drive.complete(case, "draft_agreement", "supervisor", agreement(end_date="2026-03-31"))
     assert _names(drive, case) == {"draft_agreement"}  # no version was issued for acceptance
     problems = drive.instance(case).data["agreement_problems"]
     assert "The end date must be after the start date." in problems
-    assert "The home and host contacts must be different people." in problems
     assert drive.instance(case).data["agreement_version"] == 0
     assert versions(drive, case) == []
 
@@ -633,3 +636,41 @@ def test_mp_o_a_cancelled_placement_stays_in_the_register_as_cancelled(drive: Dr
     assert row.status == "cancelled"
     (v1,) = versions(drive, case)
     assert (v1.status, v1.secondee_answer, v1.home_answer) == ("withdrawn", "accept", None)
+
+
+# ---------------------------------------------------------------------------------------- contacts (issue 16)
+
+
+@pytest.mark.parametrize(("contact", "refused"), [
+    ("host", "is not of Emily Wong's organisation"),   # another organisation's officer
+    ("engineer", "has no standing"),                    # a colleague of hers, not in her line
+    ("employee", "cannot be the applicant"),
+    ("manager", None),                                  # her manager
+    ("hr", None),                                       # HR of her organisation
+])
+def test_mp_h_the_home_contact_is_someone_the_policy_gives_standing(drive: Driver, contact: str,
+                                                                    refused: str | None) -> None:
+    data = {"route": "application", "employee": "employee", "home_contact": contact}
+    if refused is None:
+        assert drive.start("secondment", data, as_user="employee")
+        return
+    with pytest.raises(Invalid) as err:
+        drive.start("secondment", data, as_user="employee")
+    assert [p.field for p in err.value.problems] == ["home_contact"]
+    assert refused in err.value.problems[0].message
+
+
+@pytest.mark.parametrize(("contact", "refused"), [
+    ("nobody", "no person with this username"),
+    ("manager", "of Emily Wong's own organisation"),
+    ("employee", "the secondee cannot also be the host contact"),
+])
+def test_mp_t_the_host_contact_works_for_the_host(drive: Driver, contact: str, refused: str) -> None:
+    case = apply(drive)
+    task = open_tasks(drive, case, "forecast")[0]
+    forecast = {"forecast": {**FORECAST["forecast"], "host_contact": contact}}
+    with pytest.raises(Invalid) as err:
+        drive._fresh().complete_task(drive.user("supervisor"), task.id, forecast)
+    assert [p.field for p in err.value.problems] == ["forecast.host_contact"]
+    assert refused in err.value.problems[0].message
+    drive.complete(case, "forecast", "supervisor", FORECAST)
