@@ -69,7 +69,7 @@ class Engine:
         Base.metadata.create_all(db.engine)
         self.runtime = Runtime(db, settings)
         with db.unit_of_work() as uow:
-            user = create_user(uow.session, "bench", ["hr"], "bench-password")
+            user = create_user(uow.session, "bench", ["hr"], "quartz lantern meadow 17")
             deploy(uow.session, read_bundle({BPMN.name: BPMN.read_bytes()}, None), "bench")
             uow.commit()
         with db.read() as s:

@@ -49,7 +49,7 @@ def main() -> None:
         Base.metadata.create_all(db.engine)
         runtime = Runtime(db, Settings(database_url=url))
         with db.unit_of_work() as uow:
-            create_user(uow.session, "bench", ["hr"], "bench-password")
+            create_user(uow.session, "bench", ["hr"], "quartz lantern meadow 17")
             deploy(uow.session, read_bundle({BPMN.name: BPMN.read_bytes()}, None), "bench")
             uow.commit()
         with db.read() as s:

@@ -8,6 +8,7 @@ makes a second concurrent writer fail with Conflict instead of overwriting the f
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -99,6 +100,7 @@ class Runtime:
                 raise Invalid("data must be an object", [Problem("must be an object", field="data")])
             if user is not None and not may_start(session, user, process_key, data):
                 raise Forbidden("you may not start this case")
+            self._check_task_size(data)
             data = strip_unsafe_values(dict(data))
             guards = hooks_for(process_key).before_start
             if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
@@ -269,7 +271,9 @@ class Runtime:
     # ------------------------------------------------------------------ internals
 
     def _script_engine(self, session: Session) -> Any:
-        return make_script_engine(script_helpers(session, self.settings))
+        return make_script_engine(script_helpers(session, self.settings),
+                                  time_limit_seconds=self.settings.script_time_limit_seconds,
+                                  memory_mb=self.settings.script_memory_mb)
 
     def load(self, session: Session, row: ProcessInstance) -> Loaded:
         """Restore a case's workflow with its cached spec and a fresh restricted script engine."""
@@ -307,10 +311,18 @@ class Runtime:
         self._definitions[ident] = copy
         return definition
 
+    def _check_task_size(self, data: dict[str, Any]) -> None:
+        """Refuse submitted or start data larger than the setting (422 naming `data`)."""
+        limit = self.settings.task_data_limit_bytes
+        if (size := _json_size(data)) > limit:
+            raise Invalid("the data is too large", [Problem(
+                f"{size:,} bytes or more; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
+
     def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any) -> dict[str, Any]:
         """Validate submitted data against the task's form; keep only the fields the form defines."""
         if not isinstance(data, dict):
             raise Invalid("data must be an object", [Problem("must be an object", field="data")])
+        self._check_task_size(data)
         if task.form is None:
             return {}
         schema = definition.forms.get(task.form) or {}
@@ -335,7 +347,9 @@ class Runtime:
         wf, row = loaded.workflow, loaded.row
         now = CLOCK.now()
         ready = wf.get_tasks(state=TaskState.READY, manual=True)
-        values: dict[str, Any] = {"data": case_data(wf, ready), "serialized": serialization.dumps(wf),
+        data = case_data(wf, ready)
+        self._check_case_size(data, wf)
+        values: dict[str, Any] = {"data": data, "serialized": serialization.dumps(wf),
                                   "updated_at": now, "status": row.status, "ended_at": row.ended_at}
         finished = wf.is_completed() and row.status == "running"
         if finished:
@@ -353,6 +367,17 @@ class Runtime:
         self._sync_timers(session, loaded, timer_rows)
         for hook in hooks_for(row.process_key).after_save:
             hook(session, row, actor)
+
+    def _check_case_size(self, data: dict[str, Any], wf: BpmnWorkflow) -> None:
+        """Refuse a step that would leave the case's data larger than the setting (nothing is written)."""
+        limit = self.settings.case_data_limit_bytes
+        size = _json_size(data)
+        if size > limit:
+            last = wf.last_task.task_spec if wf.last_task is not None else None
+            element = getattr(last, "bpmn_id", None) or getattr(last, "name", None)
+            raise Invalid("the case data would be too large", [Problem(
+                f"this step would make the case's data {size:,} bytes or more; the limit is {limit:,} "
+                "(NTPSWF_CASE_DATA_LIMIT_BYTES)", element=element)])
 
     def _sync_tasks(self, session: Session, loaded: Loaded, actor: str, ready_tasks: list[Any]) -> None:
         row = loaded.row
@@ -653,6 +678,11 @@ def due_from_value(value: Any, timezone: str, opened: datetime | None = None) ->
     if isinstance(value, date):
         return datetime.combine(value + timedelta(days=1), time(0, 0), tz)
     return None
+
+
+def _json_size(value: Any) -> int:
+    """How many bytes `value` takes as JSON, UTF-8 (dates as text): the C encoder, one pass."""
+    return len(json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def task_context(definition: ProcessDefinition, form: str | None, instructions: str | None,

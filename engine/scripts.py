@@ -13,13 +13,14 @@ with RestrictedPython instead:
   run time, with the same messages; generator expressions run as list comprehensions;
 * only :data:`SAFE_BUILTIN_NAMES` plus the helpers given to :class:`RestrictedEnvironment` exist as
   names;
-* a script or expression that runs longer than its time limit is stopped (see :func:`_run_limited`);
+* a script or expression that runs longer than its time limit is stopped (see :func:`run_limited`), and code that
+  could do unbounded work runs in a sandbox process killed at the limit (:mod:`engine.sandbox`);
 * ``*``, ``**``, ``<<``, ``+``, ``range`` and ``sum`` are guarded so that one C-level operation
   cannot allocate gigabytes or run for minutes where the time limit cannot interrupt it.
 
-Residual risks, documented rather than guarded: string methods and format specs that pad or replace
-(``"x".ljust(10**8)``, ``f"{x:>100000000}"``, ``"%*d" % (10**8, 1)``, ``s.replace("", big)``) can still
-make one large allocation; the process or container memory limit is the backstop for those.
+String methods and format specs that pad or replace (``"x".ljust(10**8)``, ``f"{x:>100000000}"``,
+``"%*d" % (10**8, 1)``, ``s.replace("", big)``) can still make one large allocation: they run in the sandbox
+process, whose address-space limit stops them.
 """
 
 from __future__ import annotations
@@ -408,7 +409,7 @@ def _script_line(frame: FrameType | None) -> int | None:
     return None
 
 
-def _run_limited(run: Callable[[], Any], seconds: float) -> Any:
+def run_limited(run: Callable[[], Any], seconds: float) -> Any:
     """Call ``run`` with a wall-clock limit enforced by a ``sys.settrace`` tracer.
 
     Why a tracer: it works on whichever thread runs the workflow (web workers included), whereas
@@ -506,14 +507,78 @@ _MACHINERY_KEYS = frozenset({"__builtins__", "__warningregistry__"})
 # The environment
 
 
+# --------------------------------------------------------------------------------------------------
+# Where code runs: in-process when it can do no unbounded work, else in a sandbox process (engine.sandbox)
+
+_BOUNDED_NODES = (
+    ast.Expression, ast.Module, ast.Expr, ast.Assign, ast.AugAssign, ast.If, ast.Pass, ast.Delete,
+    ast.Name, ast.Load, ast.Store, ast.Del, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice,
+    ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.IfExp,
+    ast.Tuple, ast.List, ast.Dict, ast.BinOp, ast.Add, ast.Sub,
+    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=2048)
+def is_bounded(source: str, mode: Mode) -> bool:
+    """True when the code can do no unbounded work: no calls, loops, comprehensions, functions, ``*``, ``%``...
+
+    Its cost is then bounded by the size of the data it reads (which has a limit), so it may run in-process."""
+    try:
+        tree = ast.parse(source.strip() if mode == "eval" else source, _FILENAME, mode)
+    except (SyntaxError, ValueError):
+        return False
+    return all(isinstance(node, _BOUNDED_NODES) for node in ast.walk(tree))
+
+
+def run_here(mode: Mode, source: str, context: dict[str, Any], helpers: Mapping[str, Callable[..., Any]],
+             seconds: float) -> Any:
+    """Run restricted code in this process (the sandbox worker calls this): eval's value, or exec's globals.
+
+    For exec, the answer is the task data afterwards without helpers, machinery and anything that would not
+    serialize (see RestrictedEnvironment._scrub)."""
+    code = _compiled_or_raise(source, mode)
+    if mode == "eval":
+        scope: dict[str, Any] = {**helpers, **context, "__builtins__": _BUILTINS}
+        return run_limited(lambda: eval(code, scope), seconds)  # noqa: S307 - restricted code
+    scope = {**context, **helpers, "__builtins__": _BUILTINS}
+    run_limited(lambda: exec(code, scope), seconds)  # noqa: S102 - restricted code
+    _scrub_data(scope, set(helpers))
+    return scope
+
+
+def _scrub_data(context: dict[str, Any], drop: set[str]) -> None:
+    """Remove helpers, machinery and anything that would not serialize from task data (in place)."""
+    memo: dict[int, int | None] = {}
+    total = 0
+    for key in list(context):
+        if key in _MACHINERY_KEYS or key in drop:
+            del context[key]
+            continue
+        size = _serialized_size(context[key], memo)
+        if size is None or total + size > MAX_DATA_NODES:
+            del context[key]
+        else:
+            total += size
+
+
+# --------------------------------------------------------------------------------------------------
+# The environment
+
+
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
-    """SpiffWorkflow script environment that runs diagram code under RestrictedPython with a time limit."""
+    """SpiffWorkflow script environment that runs diagram code under RestrictedPython with time and memory limits.
+
+    Code that can do no unbounded work (`is_bounded`) runs in-process under the tracer's time limit; anything
+    else runs in a sandbox process (`engine.sandbox`) that is killed at the limit, whatever it is doing."""
 
     def __init__(
         self,
         helpers: Mapping[str, Callable[..., Any]] | None = None,
         *,
         time_limit_seconds: float = 2.0,
+        memory_mb: int = 512,
+        sandbox: bool = True,
     ) -> None:
         """Make ``helpers`` callable by name from scripts and expressions."""
         helpers = dict(helpers or {})
@@ -525,27 +590,52 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
         super().__init__(helpers)
         self.helpers: dict[str, Callable[..., Any]] = helpers
         self.time_limit_seconds = time_limit_seconds
+        self.memory_mb = memory_mb
+        self.sandbox = sandbox
+
+    def _in_sandbox(self, source: str, mode: Mode) -> bool:
+        return self.sandbox and not is_bounded(source, mode)
+
+    def _sandboxed(self, mode: Mode, source: str, context: dict[str, Any],
+                   external: Mapping[str, Any]) -> Any:
+        from engine.sandbox import SandboxError, run_in_sandbox
+
+        helpers = {**self.helpers, **{k: v for k, v in external.items() if callable(v)}}
+        data = {k: v for k, v in external.items() if not callable(v)}
+        try:
+            return run_in_sandbox(mode, source, {**data, **context}, helpers, self.time_limit_seconds,
+                                  self.memory_mb)
+        except SandboxError as exc:
+            raise ScriptError(str(exc)) from None
 
     def evaluate(
         self, expression: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None
     ) -> Any:
         """Evaluate an expression against task data; the task data is not modified."""
         code = _compiled_or_raise(expression, "eval")
+        if self._in_sandbox(expression, "eval"):
+            return self._sandboxed("eval", expression, context, external_context or {})
         # Same precedence as TaskDataEnvironment: helpers < external context < task data.
         scope: dict[str, Any] = {**self.helpers, **(external_context or {}), **context}
         scope["__builtins__"] = _BUILTINS
-        return _run_limited(lambda: eval(code, scope), self.time_limit_seconds)  # noqa: S307 - restricted code
+        return run_limited(lambda: eval(code, scope), self.time_limit_seconds)  # noqa: S307 - restricted code
 
     def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
         """Run a script with the task data as its globals, then scrub the task data."""
         external = dict(external_context or {})
         self._check_for_overwrite(context, external)
         code = _compiled_or_raise(script, "exec")
+        if self._in_sandbox(script, "exec"):
+            result = self._sandboxed("exec", script, context, external)
+            context.clear()
+            context.update(result)
+            self._scrub(context, external)
+            return True
         context.update(self.helpers)
         context.update(external)
         context["__builtins__"] = _BUILTINS
         try:
-            _run_limited(lambda: exec(code, context), self.time_limit_seconds)  # noqa: S102 - restricted code
+            run_limited(lambda: exec(code, context), self.time_limit_seconds)  # noqa: S102 - restricted code
         finally:
             self._scrub(context, external)
         return True
@@ -560,21 +650,13 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
 
     def _scrub(self, context: dict[str, Any], external: Mapping[str, Any]) -> None:
         """Remove helpers, machinery and anything that would not serialize from the task data."""
-        memo: dict[int, int | None] = {}
-        total = 0
-        for key in list(context):
-            if key in _MACHINERY_KEYS or key in self.helpers or key in external:
-                del context[key]
-                continue
-            size = _serialized_size(context[key], memo)
-            if size is None or total + size > MAX_DATA_NODES:
-                del context[key]
-            else:
-                total += size
+        _scrub_data(context, set(self.helpers) | set(external))
 
 
 def make_script_engine(
-    helpers: Mapping[str, Callable[..., Any]] | None = None, *, time_limit_seconds: float = 2.0
+    helpers: Mapping[str, Callable[..., Any]] | None = None, *, time_limit_seconds: float = 2.0,
+    memory_mb: int = 512, sandbox: bool = True,
 ) -> PythonScriptEngine:
-    """A SpiffWorkflow script engine that runs every script and expression restricted."""
-    return PythonScriptEngine(environment=RestrictedEnvironment(helpers, time_limit_seconds=time_limit_seconds))
+    """A SpiffWorkflow script engine that runs every script and expression restricted and bounded."""
+    return PythonScriptEngine(environment=RestrictedEnvironment(
+        helpers, time_limit_seconds=time_limit_seconds, memory_mb=memory_mb, sandbox=sandbox))

@@ -139,7 +139,9 @@ def _agreement_from_case(session: Session, raw: Any, employee: Person | None, pr
 
 def _decision(session: Session, settings: Settings, definition: ProcessDefinition, table: str,
               data: dict[str, Any], key: str) -> d19_rules.Verdict:
-    engine = make_script_engine(script_helpers(session, settings))
+    engine = make_script_engine(script_helpers(session, settings),
+                                time_limit_seconds=settings.script_time_limit_seconds,
+                                memory_mb=settings.script_memory_mb)
     return d19_rules.verdict(d19_rules.decide(definition, table, data, engine), key)
 
 

@@ -7,30 +7,36 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from engine import queries
 from engine.errors import Invalid
+from engine.sandbox import SandboxError
+from engine.sandbox import render_template as render_template_limited
 from web import services
 from web.auth import current_user, login_required
 from web.formrender import parse_form, render_form
 
 bp = Blueprint("tasks", __name__)
-# Instructions are written by process owners and may cite case data with {{ }}; the sandbox keeps
-# them from reaching anything but the data, and autoescape keeps the data from becoming markup.
-_instructions_env = SandboxedEnvironment(autoescape=True)
-
-
 def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
-    """A task's instructions with {{ placeholders }} filled from the case data, escaped."""
+    """A task's instructions with {{ placeholders }} filled from the case data, escaped.
+
+    Instructions are written by process owners and may cite case data with {{ }}: they are rendered in a
+    sandbox process (Jinja's sandbox, autoescape) within a time and a length limit (engine.sandbox)."""
     if not text:
         return Markup("")
-    try:
-        # autoescape: the result is plain text with every value from the data escaped
-        rendered = _instructions_env.from_string(text).render(**data)
-    except Exception:  # a bad template must not hide the task; show the text as written
-        rendered = text
+    rendered = text
+    if "{" in text:
+        settings = services().settings
+        try:
+            rendered = render_template_limited(text, data, settings.template_time_limit_seconds,
+                                               settings.script_memory_mb, settings.template_output_chars)
+        except SandboxError as exc:
+            return Markup('<p class="alert" role="alert">{}</p>').format(
+                f"These instructions could not be shown: {exc}. Tell the process owner; the task itself can be "
+                "done as usual.")
+        except Exception:  # a bad template must not hide the task; show the text as written
+            rendered = text
     paragraphs = [p.strip() for p in rendered.split("\n\n") if p.strip()]
     return Markup("").join(
         Markup("<p>{}</p>").format(Markup("<br>").join(escape_text(line) for line in p.split("\n")))
@@ -61,7 +67,7 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
         form = queries.task_form(s, task, case)
         info = queries.task_dict(task)
         info["blocked"] = None if workable else queries.blocked_reason(s, current_user(), task)
-        instructions = render_instructions(task.instructions, case)
+    instructions = render_instructions(task.instructions, case)
     fields = None
     if form["schema"]:
         fields = render_form(form["schema"], form["ui_schema"], data if data is not None else form["data"], errors,

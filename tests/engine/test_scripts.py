@@ -289,7 +289,7 @@ def test_helper_catching_exception_cannot_swallow_the_stop() -> None:
             return "swallowed"
         return "done"
 
-    env = RestrictedEnvironment({"swallow": swallow}, time_limit_seconds=0.3)
+    env = RestrictedEnvironment({"swallow": swallow}, time_limit_seconds=0.3, sandbox=False)
     with pytest.raises(ScriptError, match="time limit"):
         env.execute("r = swallow(lambda: [i for i in range(10**6) for j in range(10**6)])", {})
 
