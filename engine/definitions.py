@@ -104,7 +104,34 @@ def safe_xml(name: str, text: str) -> etree._Element:
             f"not well-formed XML: {exc}", element=name)]) from exc
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                              remove_comments=True)
-    return etree.fromstring(text.encode(), parser=parser)
+    try:
+        root = etree.fromstring(text.encode(), parser=parser)
+    except etree.XMLSyntaxError as exc:  # lxml's own limits (nesting past 256 levels...) and what expat let by
+        raise Invalid(f"{name}: refused", [Problem(f"not an XML document this service reads: {exc}",
+                                                   element=name)]) from exc
+    depth, deepest = _depth(root)
+    if depth > MAX_XML_DEPTH:
+        where = deepest.get("id") or etree.QName(deepest).localname
+        raise Invalid(f"{name}: nested too deep", [Problem(
+            f"elements are nested {depth} levels deep (at most {MAX_XML_DEPTH}), at {where}", element=name)])
+    return root
+
+
+#: The deepest nesting of elements a diagram may have: real diagrams stay under 30 (subprocesses in
+#: subprocesses with their extension elements); the parsers that read them recurse once or more per level.
+MAX_XML_DEPTH = 100
+
+
+def _depth(root: etree._Element) -> tuple[int, etree._Element]:
+    """How deep the elements are nested (the root is 1), and the element deepest down; iteratively."""
+    deepest, best = root, 1
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > best:
+            deepest, best = element, depth
+        stack.extend((child, depth + 1) for child in element if isinstance(child.tag, str))
+    return best, deepest
 
 
 def read_bundle(files: Mapping[str, bytes | str], forms_dir: Path | None) -> Bundle:

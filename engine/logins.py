@@ -109,8 +109,9 @@ def attempt_login(db: Database, username: str, password: str, client: str, via: 
     Raises RateLimited, whatever the password, while one of the policy's delays runs or the client has asked
     too often; a refused request is not counted. `via` ("web", "api") is recorded with a failure."""
     policy = policy or LoginPolicy()
-    username = username[:200]
-    client = (client or "unknown")[:64]
+    # NUL can be typed into neither; PostgreSQL refuses it in text (bucket names, the audit's actor)
+    username = username[:200].replace("\x00", "\ufffd")
+    client = (client or "unknown")[:64].replace("\x00", "\ufffd")
     buckets = _buckets(username, client, policy)
     with db.unit_of_work() as uow:
         session = uow.session

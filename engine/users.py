@@ -19,6 +19,7 @@ from engine.clock import CLOCK
 from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
 from engine.models import PRIVILEGED_ROLES, ROLES, ApiToken, Organisation, Person, User, column_length, table_of
 from engine.passwords import check_password
+from engine.policy.dates import EARLIEST_DATE, LATEST_DATE
 from engine.text import unsafe_character
 
 TOKEN_LIFETIME = timedelta(hours=12)
@@ -240,9 +241,13 @@ def parse_person(payload: Any) -> PersonInput:
     commenced = payload.get("commenced_on")
     if isinstance(commenced, str) and commenced:
         try:
-            date.fromisoformat(commenced)
+            day = date.fromisoformat(commenced)
         except ValueError:
             problems.append(Problem("Must be a date (YYYY-MM-DD).", field="commenced_on"))
+        else:
+            if not EARLIEST_DATE <= day <= LATEST_DATE:
+                problems.append(Problem(f"The date must be between {EARLIEST_DATE} and {LATEST_DATE}.",
+                                        field="commenced_on"))
     if problems:
         raise Invalid("the person record has errors", problems)
     values: dict[str, str | None] = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
 from engine import clock
@@ -17,6 +18,8 @@ from engine.db import Database
 from engine.runtime import Runtime
 
 csrf = CSRFProtect()
+#: The longest path and query string the app reads; longer is 414 (gunicorn reads lines up to 8190 bytes).
+MAX_URL_CHARS = 4096
 
 
 def _secret_key(instance_path: Path) -> str:
@@ -47,6 +50,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
     )
     app.config.from_prefixed_env("NTPSWF")
+    from web.converters import BoundedIntConverter
+
+    app.url_map.converters["int"] = BoundedIntConverter  # ids past any table's are 404, not an overflow
     if test_config:
         app.config.update(test_config)
     clock.install()
@@ -83,6 +89,23 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     app.register_blueprint(register.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+
+    @app.before_request
+    def _refuse_unreadable_input() -> ResponseReturnValue | None:
+        # An over-long address is refused before any view reads it: JSON on /api/, the error page elsewhere.
+        from web import errors
+
+        if len(request.full_path) > MAX_URL_CHARS:
+            return errors.too_long()
+        # NUL is in no name, date or text a person types, and PostgreSQL refuses it in text: refuse it up front.
+        # (The API's own routes answer a NUL in their path as an unknown name: 404.)
+        if "\x00" in request.path and not request.path.startswith("/api/"):
+            return errors.bad_request("The address holds a NUL character (%00).")
+        for values in (request.args, request.form):
+            for key, value in values.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    return errors.bad_request("Must not contain a NUL character (%00).", field=key.replace("\x00", ""))
+        return None
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Unavailable
+from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem, Unavailable
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, Unavailable: 503}
 
@@ -23,6 +23,23 @@ def status_of(exc: EngineError) -> int:
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
+
+
+def too_long() -> ResponseReturnValue:
+    """414 for an address longer than the app reads (web.MAX_URL_CHARS)."""
+    message = "The address is too long: at most 4096 characters of path and query."
+    if _wants_json():
+        return jsonify(errors=[{"message": message}]), 414
+    return render_template("error.html", code=414, message=message, problems=[]), 414
+
+
+def bad_request(message: str, field: str | None = None) -> ResponseReturnValue:
+    """400 with `message` (naming `field` when given): JSON on the API, the error page elsewhere."""
+    problem = Problem(message, field=field)
+    if _wants_json():
+        return jsonify(errors=[problem.as_dict()]), 400
+    return render_template("error.html", code=400, message=message if field is None else f"{field}: {message}",
+                           problems=[]), 400
 
 
 def init_app(app: Flask) -> None:

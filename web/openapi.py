@@ -167,10 +167,12 @@ spec = SpecTree(
 _EXTRA: dict[str, dict[str, Any]] = {}
 
 _STATUS_TEXT = {
-    400: "The body is not valid JSON", 401: "No token, or the token is unknown, expired or revoked",
+    400: "The request is not readable: a NUL character in it, or a body that is not valid JSON",
+    401: "No token, or the token is unknown, expired or revoked",
     403: "The caller may not do this", 404: "No such thing, or the caller may not know it exists",
     409: "The thing changed under the caller", 413: "The body is too large",
     415: "The body is not of a media type this call takes", 422: "The input breaks a schema or a rule",
+    414: "The address is too long (path and query over 4096 characters)",
     429: "Too many requests; wait for Retry-After seconds",
 }
 _QUERY_STATUS_TEXT = "A query parameter is not valid (each bad one is named)"
@@ -284,7 +286,7 @@ def operation(
     A query that breaks `query_model` answers `query_status` (422 unless told: the lists added later answer
     400, as a bad query parameter is a bad request rather than unprocessable content)."""
     codes: dict[str, Any] = {f"HTTP_{code}": model for code, model in responses.items()}
-    implied = set(errors)
+    implied = {*errors, 400, 414}  # any call: a NUL character, an over-long address (web/__init__.py)
     if auth:
         implied.add(401)
     if roles:

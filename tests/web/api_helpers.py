@@ -21,8 +21,11 @@ DEMO_USERS = ("employee", "engineer", "clerk", "supervisor", "manager", "ceo", "
               "owner", "admin")
 
 
-def token_for(runtime: Runtime, username: str) -> str:
-    """A live token straight from the engine (the token endpoint itself is tested on its own)."""
+def token_for(runtime: Runtime, username: str | None) -> str:
+    """A live token straight from the engine (the token endpoint itself is tested on its own); for None, a
+    token that belongs to nobody (an anonymous caller)."""
+    if username is None:
+        return "no-such-token"
     with runtime.db.unit_of_work() as uow:
         user = uow.session.scalars(select(User).where(User.username == username)).one()
         value, _ = issue_token(uow.session, user)

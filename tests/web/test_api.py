@@ -161,7 +161,7 @@ def test_a_malformed_rate_limit_setting_falls_back_to_the_default(app: Flask, cl
 
 
 def test_hr_adds_a_person(app: Flask, app_org: Runtime) -> None:
-    response = api_as(app, app_org, "hr").post("/api/v1/people", json={**NEW_PERSON, "password": "starter-pass-1"})
+    response = api_as(app, app_org, "hr").post("/api/v1/people", json={**NEW_PERSON, "password": "ochre harbour 7"})
     assert response.status_code == 201
     body = response.get_json()
     assert {k: body[k] for k in NEW_PERSON} == NEW_PERSON
@@ -170,7 +170,7 @@ def test_hr_adds_a_person(app: Flask, app_org: Runtime) -> None:
         user = s.scalars(select(User).where(User.username == "newstarter")).one()
         assert user.roles == ["staff"] and user.person_id is not None
     token = app.test_client().post("/api/v1/auth/token", json={"username": "newstarter",
-                                                                "password": "starter-pass-1"})
+                                                                "password": "ochre harbour 7"})
     assert token.status_code == 200
 
 
@@ -582,7 +582,7 @@ def test_a_user_without_a_person_record_can_call(app: Flask, app_org: Runtime) -
     from engine.users import create_user
 
     with app_org.db.unit_of_work() as uow:
-        create_user(uow.session, "robot", ["hr"], "robot-pass-2026")
+        create_user(uow.session, "robot", ["hr"], "quiet ferry lantern 2026")
         uow.commit()
     api = api_as(app, app_org, "robot")
     assert api.get("/api/v1/me").get_json() == {"username": "robot", "name": "robot", "roles": ["hr"]}

@@ -252,7 +252,7 @@ def test_a_login_without_a_person_record_lists_only_what_it_started(app: Flask, 
     from engine.users import create_user
 
     with app_org.db.unit_of_work() as uow:
-        create_user(uow.session, "robot", ["staff"], "robot-pass-2026-x")
+        create_user(uow.session, "robot", ["staff"], "quiet ferry lantern 2026")
         uow.commit()
     robot = api_as(app, app_org, "robot")
     assert _listed(robot, "/api/v1/people") == [] and _listed(robot, "/api/v1/instances") == []

@@ -66,8 +66,8 @@ class Server:
         run: dict[str, Any] = {"cwd": PROJECT_ROOT, "env": self.env, "check": True, "capture_output": True,
                                "timeout": 120}
         subprocess.run([*NTPSWF, "db", "upgrade"], **run)
-        subprocess.run([*NTPSWF, "user", "add", "loader", "--role", "hr", "--password-stdin"], input=b"load-pass-1\n",
-                       **run)
+        subprocess.run([*NTPSWF, "user", "add", "loader", "--role", "hr", "--password-stdin"],
+                       input=b"ferry lantern 2026\n", **run)
         subprocess.run([*NTPSWF, "deploy", str(MODEL)], **run)
         self.port = _port()
         self.log = (tmp / "serve.log").open("wb")
@@ -75,7 +75,7 @@ class Server:
                                      cwd=PROJECT_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.wait_up()
-        status, body = _call(self.port, "/api/v1/auth/token", {"username": "loader", "password": "load-pass-1"})
+        status, body = _call(self.port, "/api/v1/auth/token", {"username": "loader", "password": "ferry lantern 2026"})
         assert status == 200, body
         self.token = body["token"]
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +81,12 @@ def test_serve_runs_workers_and_one_scheduler_that_fires_timers(tmp_path: Path) 
         assert len(fired) == 1
         late = datetime.fromisoformat(fired[0]["at"]) - datetime.fromisoformat(due)
         assert late < timedelta(seconds=2), late  # a 0.2 s poll fires well within a second of the due time
+        # Issue 16: an over-long address is a JSON 414 on the API, whether the app or gunicorn refuses it
+        for length in (5_000, 9_000):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                _api(port, "/api/v1/instances?subject=" + "x" * length, token=token)
+            assert refused.value.code == 414 and refused.value.headers["Content-Type"] == "application/json"
+            assert "too long" in json.loads(refused.value.read())["errors"][0]["message"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

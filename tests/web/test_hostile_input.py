@@ -1,0 +1,92 @@
+"""Issue 16: no server error for any input. Each case answered 500 (or gunicorn's HTML page) before."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from engine.runtime import Runtime
+from tests.conftest import Auth
+from tests.web.api_helpers import START, api_as, assert_errors, start_case
+
+
+def _nested(levels: int) -> bytes:
+    return ('<?xml version="1.0"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'id="d" targetNamespace="t"><bpmn:process id="deep" isExecutable="true">'
+            + "<bpmn:extensionElements>" * levels + "</bpmn:extensionElements>" * levels
+            + "</bpmn:process></bpmn:definitions>").encode()
+
+
+@pytest.mark.parametrize("levels", [150, 300])
+def test_sec_a_deeply_nested_bpmn_is_refused_on_the_api_and_in_the_studio(app: Flask, app_org: Runtime,
+                                                                         auth: Auth, client: FlaskClient,
+                                                                         levels: int) -> None:
+    api = api_as(app, app_org, "owner")
+    refused = api.post("/api/v1/processes", data={"files": (io.BytesIO(_nested(levels)), "deep.bpmn")},
+                       content_type="multipart/form-data")
+    problems = assert_errors(refused, 422)
+    assert problems[0]["element"] == "deep.bpmn"
+    auth.login("owner")
+    xml = _nested(levels).decode()
+    for path, body in (("/studio/api/validate", {"key": "deep", "filename": "deep.bpmn", "xml": xml, "forms": {}}),
+                       ("/studio/api/draft", {"key": "deep", "filename": "deep.bpmn", "xml": xml, "forms": {}}),
+                       ("/studio/api/deploy", {"key": "deep", "filename": "deep.bpmn", "xml": xml, "forms": {}})):
+        answer = client.post(path, json=body)
+        assert answer.status_code < 500, (path, answer.get_data(as_text=True)[:300])
+    upload = client.post("/studio/import", data={"file": (io.BytesIO(_nested(levels)), "deep.bpmn")},
+                         content_type="multipart/form-data")
+    assert upload.status_code < 500
+
+
+@pytest.mark.parametrize("value", [10**30, -(10**30), 1e308, {"n": 10**30}, [10**30]])
+def test_sec_huge_numbers_in_start_and_task_data_are_no_server_error(app: Flask, app_org: Runtime,
+                                                                      value: object) -> None:
+    api = api_as(app, app_org, "hr")
+    for field in ("employee", "agreement_start", "assessment_date", "transfer", "higher_duties", "assign", "x"):
+        answer = api.post("/api/v1/instances", json={"process": "pay_progression",
+                                                     "data": {**START, "employee": "engineer", field: value}})
+        assert answer.status_code < 500, (field, answer.get_data(as_text=True)[:300])
+    case = start_case(app_org)
+    supervisor = api_as(app, app_org, "supervisor")
+    from tests.web.api_helpers import open_task
+
+    task = open_task(app_org, case, "invite_submission")
+    answer = supervisor.post(f"/api/v1/tasks/{task}/complete", json={"data": {"invitation": value}})
+    assert answer.status_code == 422
+
+
+def test_sec_dates_out_of_range_are_refused_naming_the_field(app: Flask, app_org: Runtime) -> None:
+    api = api_as(app, app_org, "hr")
+    leave = api.post("/api/v1/people/employee/leave", json={"kind": "lwop", "start": "0001-01-01",
+                                                           "end": "9999-12-31", "counts_as_service": False})
+    assert_errors(leave, 422, "start", "end")
+    person = {"username": "newstarter", "name": "New Starter", "email": "new@demo.ntps.example",
+              "classification": "AO6", "organisation": "DPC"}
+    for day in ("0001-01-01", "9999-12-31"):
+        assert_errors(api.post("/api/v1/people", json={**person, "commenced_on": day}), 422, "commenced_on")
+
+
+@pytest.mark.parametrize("ident", ["18446744073709551616", "99999999999999999999999999999", "2147483648"])
+def test_sec_ids_beyond_any_table_are_not_found(app: Flask, app_org: Runtime, auth: Auth, client: FlaskClient,
+                                                 ident: str) -> None:
+    auth.login("admin")
+    for path in (f"/cases/{ident}", f"/tasks/{ident}", f"/cases/{ident}/appointments", f"/records/{ident}"):
+        assert client.get(path).status_code == 404, path
+    assert client.post(f"/admin/logins/{ident}/sign-out").status_code == 404
+    api = api_as(app, app_org, "admin")
+    assert_errors(api.get(f"/api/v1/instances/{ident}"), 404)
+    assert_errors(api.get(f"/api/v1/tasks/{ident}"), 404)
+
+
+def test_sec_an_over_long_address_is_414_json_on_the_api_and_a_page_elsewhere(app: Flask, app_org: Runtime,
+                                                                               client: FlaskClient) -> None:
+    api = api_as(app, app_org, "hr")
+    answer = api.get("/api/v1/instances?subject=" + "x" * 5000)
+    problems = assert_errors(answer, 414)
+    assert "too long" in problems[0]["message"]
+    page = client.get("/login?next=" + "x" * 5000)
+    assert page.status_code == 414 and page.mimetype == "text/html"
+    assert api.get("/api/v1/instances?subject=employee&limit=" + "0" * 3000 + "5").status_code == 200
