@@ -130,23 +130,9 @@ def _duration(seconds: int) -> str:
     return f"{math.ceil(seconds / 60)} minutes"
 
 
-def login_policy() -> LoginPolicy:
-    """The login throttle; NTPSWF_LOGIN_FAILURE_LIMIT (or the older NTPSWF_API_LOGIN_FAILURE_LIMIT) sets the
-    failures of one username from one address that cost nothing (COUNT/SECONDS)."""
-    for key in ("LOGIN_FAILURE_LIMIT", "API_LOGIN_FAILURE_LIMIT"):
-        value = current_app.config.get(key)
-        if value is None:
-            continue
-        try:
-            return LoginPolicy.with_free_failures(Limit.parse(str(value)))
-        except ValueError:
-            current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
-    return LoginPolicy()
-
-
-def login_request_limit() -> Limit:
-    """Login requests from one address; NTPSWF_LOGIN_REQUEST_LIMIT (or NTPSWF_API_TOKEN_LIMIT), COUNT/SECONDS."""
-    for key in ("LOGIN_REQUEST_LIMIT", "API_TOKEN_LIMIT"):
+def _configured_limit(*keys: str) -> Limit | None:
+    """The first of the configuration keys that is set, as COUNT/SECONDS; a malformed one is logged, not fatal."""
+    for key in keys:
         value = current_app.config.get(key)
         if value is None:
             continue
@@ -154,7 +140,19 @@ def login_request_limit() -> Limit:
             return Limit.parse(str(value))
         except ValueError:
             current_app.logger.warning("ignoring %s=%r: expected COUNT/SECONDS", key, value)
-    return LOGIN_REQUESTS_PER_CLIENT
+    return None
+
+
+def login_policy() -> LoginPolicy:
+    """The login throttle; NTPSWF_LOGIN_FAILURE_LIMIT (or the older NTPSWF_API_LOGIN_FAILURE_LIMIT) sets the
+    failures of one username from one address that cost nothing (COUNT/SECONDS)."""
+    limit = _configured_limit("LOGIN_FAILURE_LIMIT", "API_LOGIN_FAILURE_LIMIT")
+    return LoginPolicy() if limit is None else LoginPolicy.with_free_failures(limit)
+
+
+def login_request_limit() -> Limit:
+    """Login requests from one address; NTPSWF_LOGIN_REQUEST_LIMIT (or NTPSWF_API_TOKEN_LIMIT), COUNT/SECONDS."""
+    return _configured_limit("LOGIN_REQUEST_LIMIT", "API_TOKEN_LIMIT") or LOGIN_REQUESTS_PER_CLIENT
 
 
 @bp.post("/logout")
