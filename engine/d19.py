@@ -30,6 +30,7 @@ from engine.assignment import (
     separate_from,
 )
 from engine.clock import CLOCK
+from engine.config import Settings
 from engine.definitions import SPECS, latest_definition
 from engine.errors import Conflict, Forbidden, Invalid, NotFound, Problem
 from engine.models import AuditEvent, Document, HumanTask, Person, ProcessDefinition, ProcessInstance, User
@@ -418,5 +419,5 @@ def _evidence_out_of_task_data(session: Session, instance: ProcessInstance, task
 
 @hooks.after_save(PROCESS)
 @hooks.after_save(AGREEMENT_PROCESS)
-def _send_notices(session: Session, instance: ProcessInstance, actor: str) -> None:
+def _send_notices(session: Session, instance: ProcessInstance, actor: str, settings: Settings) -> None:
     deliver_notices(session, instance)

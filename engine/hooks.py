@@ -13,14 +13,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from engine.config import Settings
 from engine.models import HumanTask, ProcessInstance
 
 #: (session, instance, task, form data, actor) -> the form data to store (e.g. big text replaced by a reference)
 OnComplete = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any], str], dict[str, Any]]
-#: (session, instance, task) -> None, when a user task opens (e.g. tell someone it exists)
-OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask], None]
-#: (session, instance, actor) -> None, after every save of the case (its data snapshot is current)
-AfterSave = Callable[[Session, ProcessInstance, str], None]
+#: (session, instance, task, settings) -> None, when a user task opens (e.g. tell someone it exists)
+OnTaskOpened = Callable[[Session, ProcessInstance, HumanTask, Settings], None]
+#: (session, instance, actor, settings) -> None, after every save of the case (its data snapshot is current)
+AfterSave = Callable[[Session, ProcessInstance, str, Settings], None]
 #: (session, user or None, actor, start data) -> the start data (may raise Invalid/Forbidden): who may start a case
 #: with what, checked before the process's starter (e.g. appointments named at the start, engine.d19)
 BeforeStart = Callable[[Session, Any, str, dict[str, Any]], dict[str, Any]]

@@ -366,7 +366,7 @@ class Runtime:
         self._sync_tasks(session, loaded, actor, ready)
         self._sync_timers(session, loaded, timer_rows)
         for hook in hooks_for(row.process_key).after_save:
-            hook(session, row, actor)
+            hook(session, row, actor, self.settings)
 
     def _check_case_size(self, data: dict[str, Any], wf: BpmnWorkflow) -> None:
         """Refuse a step that would leave the case's data larger than the setting (nothing is written)."""
@@ -397,7 +397,7 @@ class Runtime:
                 continue
             task = self._open_task(session, row, spiff_task, actor)
             for hook in hooks_for(row.process_key).on_task_opened:
-                hook(session, row, task)
+                hook(session, row, task, self.settings)
 
     def _open_task(self, session: Session, row: ProcessInstance, spiff_task: Any, actor: str) -> HumanTask:
         spec = spiff_task.task_spec

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -855,11 +854,6 @@ def _demo_cases(runtime: Runtime) -> Iterator[str]:
 SELF_ID_FIELD = "self_identification"
 
 
-def _timezone() -> str:
-    # Hooks get no settings; the organisation's time zone comes from the same variable Settings reads.
-    return os.environ.get("NTPSWF_TIMEZONE") or Settings.timezone
-
-
 @hooks.on_complete(PROCESS_KEY)
 def keep_self_identification_apart(session: Session, row: ProcessInstance, task: HumanTask, data: dict[str, Any],
                                    actor: str) -> dict[str, Any]:
@@ -885,7 +879,7 @@ def keep_self_identification_apart(session: Session, row: ProcessInstance, task:
 
 
 @hooks.after_save(PROCESS_KEY)
-def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) -> None:
+def keep_register_in_step(session: Session, row: ProcessInstance, actor: str, settings: Settings) -> None:
     """Rebuild the placement's register rows in the same transaction as the change (MP-O, MP-H).
 
     A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
@@ -896,13 +890,13 @@ def keep_register_in_step(session: Session, row: ProcessInstance, actor: str) ->
     session.flush()
     try:
         with session.begin_nested():
-            rebuild_placement(session, row, _timezone())
+            rebuild_placement(session, row, settings.timezone)
     except Exception:  # the register is derived data; the case change must not fail because of it
         log.exception("placement register rebuild of case %s failed; it will catch up on the next read", row.id)
 
 
 @hooks.on_task_opened(PROCESS_KEY)
-def tell_the_people_concerned(session: Session, row: ProcessInstance, task: HumanTask) -> None:
+def tell_the_people_concerned(session: Session, row: ProcessInstance, task: HumanTask, settings: Settings) -> None:
     """OCPE is told of every new placement (MP-H "inform OCPE of placements"); the home organisation is told when
     a concern is raised, so that it keeps contact with the host (MP-H); and a task that acts on one branch's
     facts (a concern, a proposed extension) carries them in its instructions."""
@@ -920,7 +914,7 @@ def tell_the_people_concerned(session: Session, row: ProcessInstance, task: Huma
     if task.name not in CONTEXT_TASKS:
         return
     session.flush()  # the runtime saves without autoflush; the history read below includes this change
-    context = task_context(session, row, task.name)
+    context = task_context(session, row, task.name, settings.timezone)
     if context:
         task.instructions = (task.instructions or "") + "\n\n" + _literal(context)
 
@@ -935,11 +929,11 @@ def _literal(text: str) -> str:
     return "{% raw %}" + text.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
 
 
-def _local_day(at: datetime) -> str:
-    return at.astimezone(ZoneInfo(_timezone())).date().isoformat()
+def _local_day(at: datetime, timezone: str) -> str:
+    return at.astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def task_context(session: Session, row: ProcessInstance, name: str) -> str | None:
+def task_context(session: Session, row: ProcessInstance, name: str, timezone: str) -> str | None:
     """The facts a task of the placement acts on, from the case's history.
 
     SpiffWorkflow keeps each parallel branch's data apart, and the case snapshot shows one branch only; these
@@ -963,7 +957,7 @@ def task_context(session: Session, row: ProcessInstance, name: str) -> str | Non
         concern = data_of(raised, "concern")
         party = CONCERN_TASKS[str((raised.detail or {}).get("task"))]
         urgent = " It is marked urgent." if concern.get("urgent") else ""
-        return (f"The concern, raised by the {party} ({raised.actor}) on {_local_day(raised.at)} about "
+        return (f"The concern, raised by the {party} ({raised.actor}) on {_local_day(raised.at, timezone)} about "
                 f"{concern.get('category', 'other')}: {concern.get('details', '')}{urgent}")
     if name == "decide_concern":
         discussion = data_of(last({"discuss_concern"}), "concern_discussion")

@@ -70,7 +70,7 @@ def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
     deploy_file(org, model)
     seen: list[str] = []
 
-    def opened(session: object, row: object, task: HumanTask) -> None:
+    def opened(session: object, row: object, task: HumanTask, settings: object) -> None:
         seen.append(f"opened {task.name}")
 
     def completing(session: object, row: object, task: HumanTask, data: dict[str, object],
@@ -80,7 +80,7 @@ def test_process_hooks_run_inside_the_transaction(org: Runtime) -> None:
         seen.append(f"completing {task.name} by {actor}")
         return {**data, "stamped": True}
 
-    def saved(session: object, row: object, actor: str) -> None:
+    def saved(session: object, row: object, actor: str, settings: object) -> None:
         seen.append("saved")
 
     registered = hooks.hooks_for("parallel_review")

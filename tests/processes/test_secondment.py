@@ -674,3 +674,18 @@ def test_mp_t_the_host_contact_works_for_the_host(drive: Driver, contact: str, r
     assert [p.field for p in err.value.problems] == ["forecast.host_contact"]
     assert refused in err.value.problems[0].message
     drive.complete(case, "forecast", "supervisor", FORECAST)
+
+
+def test_mp_o_the_register_counts_days_in_the_settings_time_zone(org: Runtime) -> None:
+    """Issue 17: settings reach the hooks; the register read NTPSWF_TIMEZONE from the environment, so a time zone
+    given in Settings was ignored. 2026-03-02 00:00 UTC is still 1 March in Los Angeles."""
+    from dataclasses import replace
+
+    from engine.models import Placement
+
+    elsewhere = Runtime(org.db, replace(org.settings, timezone="America/Los_Angeles"))
+    case = Driver(elsewhere).start("secondment", {"route": "application", "employee": "employee",
+                                                  "home_contact": "supervisor"}, as_user="employee")
+    with org.db.read() as s:
+        placement = s.scalars(select(Placement).where(Placement.instance_id == case)).one()
+        assert placement.proposed_on == date(2026, 3, 1)
