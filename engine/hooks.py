@@ -25,6 +25,9 @@ AfterSave = Callable[[Session, ProcessInstance, str, Settings], None]
 #: (session, user or None, actor, start data) -> the start data (may raise Invalid/Forbidden): who may start a case
 #: with what, checked before the process's starter (e.g. appointments named at the start, engine.d19)
 BeforeStart = Callable[[Session, Any, str, dict[str, Any]], dict[str, Any]]
+#: (session, start data, settings) -> the checked and completed start data (raise Invalid naming the field): the
+#: process's starter, after its before_start guards (e.g. engine.starters.prepare_pay_progression)
+Prepare = Callable[[Session, dict[str, Any], Settings], dict[str, Any]]
 #: (session, instance id, data) -> data as people should see it (e.g. document references resolved)
 Display = Callable[[Session, int, Any], Any]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -39,6 +42,7 @@ class Hooks:
     after_save: list[AfterSave] = field(default_factory=list)
     display: list[Display] = field(default_factory=list)
     before_start: list[BeforeStart] = field(default_factory=list)
+    prepare: list[Prepare] = field(default_factory=list)
 
 
 _REGISTRY: dict[str, Hooks] = {}
@@ -79,6 +83,11 @@ def before_start(process_key: str) -> Callable[[BeforeStart], BeforeStart]:
     return _register(process_key, "before_start")
 
 
+def prepare(process_key: str) -> Callable[[Prepare], Prepare]:
+    """Decorator: the starter of a process: checks and completes its start data (one per process)."""
+    return _register(process_key, "prepare")
+
+
 def display(process_key: str) -> Callable[[Display], Display]:
     """Decorator: transform case data before it is shown (pages, API, instructions); never stored."""
     return _register(process_key, "display")
@@ -97,16 +106,21 @@ def display_data(session: Session, process_key: str, instance_id: int, data: Any
 
 
 #: Modules that register hooks for their processes; imported once when a Runtime is made.
-PROCESS_MODULES = ("engine.d19", "engine.secondment")
+PROCESS_MODULES = ("engine.starters", "engine.d19", "engine.secondment")
+
+
+class PolicyLoadError(RuntimeError):
+    """A policy module listed in PROCESS_MODULES could not be loaded: the app must not run without its checks."""
 
 
 def load_process_modules() -> None:
-    """Import every process module so its hooks are registered (a missing one is simply not installed)."""
+    """Import every process module so its hooks are registered. Fails closed: a module that cannot be imported
+    stops the app with a clear error, rather than letting its processes start with unchecked data."""
     import importlib
 
     for name in PROCESS_MODULES:
         try:
             importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        except Exception as exc:
+            raise PolicyLoadError(f"the policy module {name} could not be loaded, so its processes' checks are "
+                                  f"missing; the service does not run without them: {exc!r}") from exc

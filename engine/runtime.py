@@ -34,7 +34,7 @@ from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine import serialization, starters
+from engine import serialization
 from engine.access import may_start, may_view_instance
 from engine.assignment import may_work, performers, person_by_username, resolve_lane, separate_from, separation_problem
 from engine.audit import audit
@@ -108,7 +108,8 @@ class Runtime:
                     "this process takes no appointments at its start", field="assign")])
             for guard in guards:
                 data = guard(session, user, actor, data)
-            data = starters.prepare(session, process_key, data, self.settings)
+            for prepare in hooks_for(process_key).prepare:  # the process's starter, when it has one
+                data = prepare(session, data, self.settings)
             parsed = SPECS.get(definition)
             # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
             wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import hooks, starters
+from engine import hooks
 from engine.access import may_view_instance
 from engine.assignment import person_by_username
 from engine.audit import write_pending
@@ -994,4 +994,4 @@ def _plan_end_context(walk: _Walk, unissued_plan: dict[str, Any], end: str | Non
 
 
 # The placement's start data is checked and completed by its preparer, as the determination's cases are.
-starters.PREPARERS.setdefault(PROCESS_KEY, prepare_secondment)
+hooks.prepare(PROCESS_KEY)(prepare_secondment)

@@ -8,14 +8,13 @@ and runs them, so a case that would be refused never exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import d19_rules, d19_settings, policy
+from engine import d19_rules, d19_settings, hooks, policy
 from engine.assignment import KNOWN_LANES, person_by_username
 from engine.clock import CLOCK
 from engine.config import Settings
@@ -34,8 +33,6 @@ RULE_FIELDS = {"D19-1": "employee", "D19-5": "assessment_date", "D19-11": "trans
 
 #: Leave that postpones the assessment date when it does not count as service (D19-9d; D19-10 extended leave).
 POSTPONING_LEAVE = ("lwop", "extended")
-
-Preparer = Callable[[Session, dict[str, Any], Settings], dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -437,13 +434,5 @@ def _agreement_values(session: Session, raw: Any, problems: list[Problem]) -> di
     return agreement
 
 
-PREPARERS: dict[str, Preparer] = {
-    "pay_progression": prepare_pay_progression,
-    "performance_agreement": prepare_performance_agreement,
-}
-
-
-def prepare(session: Session, process_key: str, data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Run the process's preparer, if it has one; other processes start with their data as given."""
-    preparer = PREPARERS.get(process_key)
-    return preparer(session, data, settings) if preparer else data
+hooks.prepare("pay_progression")(prepare_pay_progression)
+hooks.prepare("performance_agreement")(prepare_performance_agreement)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from engine.models import HumanTask
@@ -203,3 +204,15 @@ def test_d19_6_a_completion_waiting_on_the_case_sees_the_task_reassigned_meanwhi
     assert len(outcome) == 1 and isinstance(outcome[0], Forbidden | NotFound), outcome  # not hers to see either
     again = d.open_task(case, "invite_submission")
     assert again.id == task.id and again.assignee is not None and again.assignee.username == "manager"
+
+
+def test_a_policy_module_that_cannot_load_stops_the_runtime(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: policies plug in one way and fail closed. Before, a missing policy module was skipped and its
+    processes started with their data unchecked."""
+    from engine import hooks
+    from engine.hooks import PolicyLoadError
+
+    monkeypatch.setattr(hooks, "PROCESS_MODULES", (*hooks.PROCESS_MODULES, "engine.no_such_policy"))
+    with pytest.raises(PolicyLoadError, match=r"engine\.no_such_policy"):
+        Runtime(runtime.db, runtime.settings)
+    assert hooks.hooks_for("pay_progression").prepare and hooks.hooks_for("secondment").prepare
