@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import hooks
-from engine.access import may_view_instance
+from engine.access import may_start, may_view_instance
 from engine.assignment import (
     SUBJECT_LANE,
     ceo_office_members,
@@ -55,6 +55,22 @@ SYSTEM = "system"
 # --------------------------------------------------------------------------------------------- cycles
 
 
+def _running_cycle(session: Session, row: ProcessInstance) -> int | None:
+    return session.scalars(select(ProcessInstance.id).where(
+        ProcessInstance.process_key == PROCESS, ProcessInstance.status == "running",
+        ProcessInstance.subject_id == row.subject_id)).first()
+
+
+def may_start_cycle_from(session: Session, user: User, row: ProcessInstance) -> bool:
+    """D19-3.1: whether `user` may start the pay progression cycle from this agreement now (what the record page
+    offers, and what start_cycle checks): an agreed performance agreement, no cycle running for the employee, and
+    a caller who may start a case for the employee (HR, an administrator, the CEO's office)."""
+    data = row.data or {}
+    return (row.process_key == AGREEMENT_PROCESS and data.get("outcome") == "agreed"
+            and _running_cycle(session, row) is None
+            and may_start(session, user, PROCESS, {"employee": data.get("employee")}))
+
+
 def start_cycle(runtime: Runtime, user: User, agreement_case: int) -> int:
     """D19-3.1: start the annual pay progression cycle from a recorded performance agreement."""
     with runtime.db.read() as s:
@@ -62,9 +78,12 @@ def start_cycle(runtime: Runtime, user: User, agreement_case: int) -> int:
         if row is None or row.process_key != AGREEMENT_PROCESS or not may_view_instance(s, user, row):
             raise NotFound("no such performance agreement")
         employee = (row.data or {}).get("employee")
-        started = s.scalars(select(ProcessInstance.id).where(
-            ProcessInstance.process_key == PROCESS, ProcessInstance.status == "running",
-            ProcessInstance.subject_id == row.subject_id)).first()
+        started = _running_cycle(s, row)
+        if started is None and not may_start_cycle_from(s, user, row):
+            if (row.data or {}).get("outcome") != "agreed":
+                raise Conflict("the performance agreement is not recorded as agreed yet",
+                               [Problem("not agreed yet", field="agreement_case")])
+            raise Forbidden("you may not start a pay progression case for this employee")
     if started is not None:
         raise Conflict(f"a pay progression case (#{started}) is already running for this employee",
                        [Problem(f"case #{started} is already running", field="agreement_case")])

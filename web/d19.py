@@ -154,7 +154,7 @@ def apply_progression(instance_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/agreements/<int:instance_id>/start-cycle")
-@roles_required("admin", "hr")
+@login_required  # the engine decides who may (d19.may_start_cycle_from)
 def start_cycle(instance_id: int) -> ResponseReturnValue:
     """Start the pay progression cycle from a recorded performance agreement (D19-3.1)."""
     case = d19.start_cycle(services().runtime, current_user(), instance_id)

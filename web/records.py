@@ -12,7 +12,7 @@ from flask import Blueprint, Response, render_template
 from flask.typing import ResponseReturnValue
 
 from engine import queries
-from engine.d19 import AGREEMENT_PROCESS, APPOINTABLE, may_apply_progression, may_appoint_in
+from engine.d19 import APPOINTABLE, may_apply_progression, may_appoint_in, may_start_cycle_from
 from engine.d19_record import case_record, record_csv
 from web import services
 from web.auth import current_user, login_required
@@ -28,12 +28,10 @@ def show(instance_id: int) -> ResponseReturnValue:
     with services().db.read() as s:
         row = queries.get_instance(s, user, instance_id)
         record = case_record(s, row)
-        data = row.data or {}
-        hr = user.has_role("admin", "hr")
         actions = {  # the engine decides who may do what; the page only offers it
             "appoint": may_appoint_in(s, user, row),
             "apply": may_apply_progression(s, user, row),
-            "start_cycle": hr and row.process_key == AGREEMENT_PROCESS and data.get("outcome") == "agreed",
+            "start_cycle": may_start_cycle_from(s, user, row),
         }
     return render_template("records/record.html", record=record, actions=actions, lanes=APPOINTABLE)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import d19
 from engine.clock import CLOCK
-from engine.errors import Conflict, Invalid
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import AuditEvent, Notification, Person, ProcessInstance
 from engine.runtime import Runtime
 from engine.timers import TimerService
@@ -50,7 +50,16 @@ def test_d19_3_1_hr_records_an_agreement_and_the_cycle_starts_from_it(drive: Dri
     assert drive.open_tasks(case) == ["record_agreement"]
     task = drive.open_task(case, "record_agreement")
     assert task.assigned_group == "hr" and task.clause == "D19-3.1"
+    with pytest.raises(Conflict, match="not recorded as agreed"):  # not yet: HR has not recorded it
+        d19.start_cycle(drive.runtime, drive.user("hr"), case)
     drive.complete(case, "record_agreement", "hr", {"agreement": AGREEMENT})
+    with drive.runtime.db.read() as s:  # what the record page offers is what the service allows (issue 17)
+        row = s.get_one(ProcessInstance, case)
+        assert d19.may_start_cycle_from(s, drive.user("hr"), row)
+        assert not d19.may_start_cycle_from(s, drive.user("employee"), row)
+        assert not d19.may_start_cycle_from(s, drive.user("engineer"), row)
+    with pytest.raises((Forbidden, NotFound)):
+        d19.start_cycle(drive.runtime, drive.user("employee"), case)
     row = drive.instance(case)
     assert row.status == "completed" and row.data["outcome"] == "agreed"
     assert row.data["assessment_date"] == "2026-07-01" and row.data["invite_due"] == "2026-05-01"
