@@ -121,7 +121,12 @@ def login() -> ResponseReturnValue:
                 session.clear()
                 session["sid"] = start_session(services().db, user_id, _client())
                 return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), status, headers
+    demo: dict[str, Any] = {}
+    if services().settings.demo_mode:  # the demo explains itself: who to log in as, with the documented password
+        from engine.demo import DEMO_PASSWORD, PEOPLE
+
+        demo = {"demo_logins": [(person[0], person[1]) for person in PEOPLE], "demo_password": DEMO_PASSWORD}
+    return render_template("login.html", error=error, **demo), status, headers
 
 
 def _duration(seconds: int) -> str:

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from engine.config import Settings
 from engine.models import HumanTask, ProcessInstance
 from engine.runtime import Runtime
 from tests.conftest import Auth
@@ -141,3 +142,17 @@ def test_security_headers(client: FlaskClient) -> None:
     response = client.get("/login")
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_demo_login_page_lists_the_demo_logins_and_a_real_one_does_not(settings: Settings) -> None:
+    """Issue 19: the demo explains itself."""
+    from dataclasses import replace
+
+    from web import create_app
+
+    for demo in (True, False):
+        app = create_app(replace(settings, demo_mode=demo), {"TESTING": True})
+        page = app.test_client().get("/login").get_data(as_text=True)
+        assert ("Demo logins" in page and "demo-pass-2026" in page and "Emily Wong" in page) is demo
+        assert ("demo-pass-2026" in page) is demo
+        app.extensions["ntpswf"].db.dispose()
