@@ -38,17 +38,27 @@ def show(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def choices(schema: JSON) -> Choices | None:
-    """(value, label) pairs from enum(+enumNames) or oneOf/anyOf of consts; None if free."""
-    if isinstance(schema.get("enum"), list):
-        names = as_list(schema.get("enumNames"))
-        named = len(names) == len(schema["enum"])
-        return [(v, str(names[i]) if named else show(v)) for i, v in enumerate(schema["enum"])]
+def choices(schema: JSON, ui_names: object = None) -> Choices | None:
+    """(value, label) pairs, labelled as rjsf labels them; None if the field is free.
+
+    Values come from `enum`, or from the consts of `oneOf`/`anyOf`. Labels, first found: the UI schema's
+    `ui:enumNames` (given as `ui_names`), the schema's `enumNames`, the `title` of the `oneOf`/`anyOf` branch
+    with the same const, and the value itself."""
+    titled: dict[str, str] = {}
+    consts: list[Any] = []
     for key in ("oneOf", "anyOf"):
         alts = as_list(schema.get(key))
         if alts and all(isinstance(b, dict) and "const" in b for b in alts):
-            return [(b["const"], str(b.get("title", show(b["const"])))) for b in alts]
-    return None
+            consts = [b["const"] for b in alts]
+            titled = {show(b["const"]): str(b["title"]) for b in alts if "title" in b}
+            break
+    values = schema["enum"] if isinstance(schema.get("enum"), list) else consts
+    if not values:
+        return None
+    for names in (as_list(ui_names), as_list(schema.get("enumNames"))):
+        if len(names) == len(values):
+            return [(v, str(names[i])) for i, v in enumerate(values)]
+    return [(v, titled.get(show(v), show(v))) for v in values]
 
 
 # ---------------------------------------------------------------- validation

@@ -104,9 +104,9 @@ def _humanise(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _checkbox_array(schema: JSON) -> Choices | None:
+def _checkbox_array(schema: JSON, ui_names: object = None) -> Choices | None:
     """Choices when an array is a set of enum values (rendered as a checkbox group)."""
-    return _choices(_dict(schema.get("items"))) if _type(schema) == "array" else None
+    return _choices(_dict(schema.get("items")), ui_names) if _type(schema) == "array" else None
 
 
 # ---------------------------------------------------------------- rendering
@@ -205,7 +205,7 @@ class _Renderer:
         return self.scalar(f, kind)
 
     def scalar(self, f: _Field, kind: str) -> Markup:
-        choices = _choices(f.schema)
+        choices = _choices(f.schema, f.ui.get("ui:enumNames"))
         if f.display:
             shown = {_show(v): t for v, t in choices or []}.get(_show(f.value))
             return self.text_like(f, shown if shown is not None else _show(f.value))
@@ -259,7 +259,8 @@ class _Renderer:
         return self.options(f, "radio", choices, set() if f.value is None else {_show(f.value)})
 
     def checkboxes(self, f: _Field) -> Markup:
-        choices = _checkbox_array(f.schema) or []
+        items_ui = _dict(f.ui.get("items"))
+        choices = _checkbox_array(f.schema, f.ui.get("ui:enumNames") or items_ui.get("ui:enumNames")) or []
         chosen = {_show(v) for v in _list(f.value)}
         if f.display:
             return self.text_like(f, ", ".join(t for v, t in choices if _show(v) in chosen))

@@ -42,7 +42,8 @@ def test_every_screen_of_the_process_shows_the_clause_it_applies(client: FlaskCl
         _complete(app_org, case, name, username, data)
     auth.login("ceo")
     page = client.get(f"/tasks/{_task(app_org, case, 'ceo_review')}").get_data(as_text=True)
-    assert "Determination 19, cl. 9a" in page and "by <strong>" not in page  # instructions are escaped text
+    # instructions are Markdown (issue 19): the process owner's emphasis renders, never as asterisks
+    assert "Determination 19, cl. 9a" in page and "by <strong>" in page and "**" not in page
     assert "2026-03-30" in page  # the four weeks' due date is on the screen
 
 

@@ -940,3 +940,25 @@ def test_spiffarena_simple_form(ui: dict[str, Any] | None) -> None:
     assert validate(SPIFF_SCHEMA, parse_form(SPIFF_SCHEMA, posted(("department", "IT")))) == {
         "name": ["This field is required."]
     }
+
+
+def test_choices_are_labelled_as_rjsf_labels_them_never_with_codes() -> None:
+    """Issue 19: the renderer read `enum` first and showed 'approve / refuse', 'non_binary', '25_34'."""
+    schema = {"type": "object", "properties": {
+        "approve": {"type": "string", "enum": ["approve", "refuse"],
+                    "oneOf": [{"const": "approve", "title": "Approve progression"},
+                              {"const": "refuse", "title": "Do not approve"}]},
+        "age": {"type": "string", "enum": ["25_34", "35_44"]},
+        "groups": {"type": "array", "uniqueItems": True, "items": {"type": "string", "enum": ["non_binary", "woman"]}},
+        "plain": {"type": "string", "oneOf": [{"const": "a", "title": "Alpha"}, {"const": "b"}]},
+    }}
+    ui = {"approve": {"ui:widget": "radio"}, "age": {"ui:enumNames": ["25 to 34", "35 to 44"]},
+          "groups": {"ui:enumNames": ["Non-binary", "Woman"]}}
+    html = str(render_form(schema, ui, {}))
+    for label in ("Approve progression</label>", "Do not approve</label>", ">25 to 34</option>",
+                  ">35 to 44</option>", "Non-binary</label>", "Woman</label>", ">Alpha</option>", ">b</option>"):
+        assert label in html, label
+    for code in (">approve<", ">refuse<", ">25_34<", ">non_binary<"):
+        assert code not in html, code
+    shown = str(render_form(schema, ui, {"approve": "refuse", "age": "25_34", "groups": ["woman"]}, readonly=True))
+    assert "Do not approve" in shown and "25 to 34" in shown and "Woman" in shown

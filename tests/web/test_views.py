@@ -156,3 +156,16 @@ def test_the_demo_login_page_lists_the_demo_logins_and_a_real_one_does_not(setti
         assert ("Demo logins" in page and "demo-pass-2026" in page and "Emily Wong" in page) is demo
         assert ("demo-pass-2026" in page) is demo
         app.extensions["ntpswf"].db.dispose()
+
+
+def test_instructions_render_markdown_and_never_markup_from_the_text_or_the_data(app: Flask) -> None:
+    """Issue 19: instructions were raw Markdown ('## Invite ...', '**at least two months**'). Markdown renders;
+    HTML in the instructions or in the case data shows as text, and links cannot run script."""
+    from web.tasks import render_instructions
+
+    text = "## Invite {{ name }}\n\nSubmit **at least two months** before.\n<b>bold?</b> [x](javascript:alert(1))"
+    with app.app_context():
+        html = str(render_instructions(text, {"name": "<script>alert(1)</script>"}))
+    assert "<h2>Invite &lt;script&gt;alert(1)&lt;/script&gt;</h2>" in html
+    assert "<strong>at least two months</strong>" in html
+    assert "<b>" not in html and "&lt;b&gt;bold?&lt;/b&gt;" in html and 'href="javascript' not in html
