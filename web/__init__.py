@@ -64,6 +64,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
     cli.register(app)
     app.add_template_filter(clause_label)
+    from web import formatting
+
+    formatting.register(app, settings.timezone)
 
     auth.init_app(app)
     errors.init_app(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -49,7 +51,8 @@ def travel() -> ResponseReturnValue:
         flash("Give a number of days between 0 and 3660.")
     else:
         demo_clock.travel(services().db, days)
-        flash(f"The demo clock moved forward {days:g} days; it is now {CLOCK.now():%Y-%m-%d %H:%M} UTC.")
+        now = CLOCK.now().astimezone(ZoneInfo(services().settings.timezone))
+        flash(f"The demo clock moved forward {days:g} days; it is now {now:%Y-%m-%d %H:%M %Z}.")
     return redirect(url_for("admin.incidents"))
 
 

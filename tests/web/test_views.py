@@ -169,3 +169,15 @@ def test_instructions_render_markdown_and_never_markup_from_the_text_or_the_data
     assert "<h2>Invite &lt;script&gt;alert(1)&lt;/script&gt;</h2>" in html
     assert "<strong>at least two months</strong>" in html
     assert "<b>" not in html and "&lt;b&gt;bold?&lt;/b&gt;" in html and 'href="javascript' not in html
+
+
+def test_times_read_in_the_organisations_time_zone_with_its_name(app: Flask) -> None:
+    """Issue 19: 'Assessment date reached: 2027-02-15 14:30' was UTC for an assessment date of 16 February in
+    Darwin; pages now show the organisation's time (Australia/Darwin: ACST) and local dates."""
+    from datetime import UTC, date, datetime
+
+    render = app.jinja_env.from_string("{{ v | local }}|{{ v | local_date }}|{{ s | local }}|{{ d | local_date }}")
+    moment = datetime(2027, 2, 15, 14, 30, tzinfo=UTC)
+    assert render.render(v=moment, s=moment.isoformat(), d=date(2027, 3, 1)) == (
+        "2027-02-16 00:00 ACST|2027-02-16|2027-02-16 00:00 ACST|2027-03-01")
+    assert app.jinja_env.from_string("{{ v | local }}").render(v=None) == ""
