@@ -231,3 +231,19 @@ def test_axe_finds_no_serious_violations(axe_page: Any, live_server: LiveServer)
     found["migrate"] = axe_violations(page)
     failing = {name: v for name, v in found.items() if v}
     assert not failing, json.dumps(failing, indent=1)
+
+
+@pytest.mark.parametrize("username", ["employee", "supervisor", "hr", "admin"])
+def test_main_pages_fit_a_390_px_screen(page: Any, live_server: LiveServer, username: str) -> None:
+    """Issue 19: at 390 px the menu was cut off and the case page scrolled sideways."""
+    task = _open_task(live_server, "invite_submission")
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, username)
+    paths = ["/", "/cases/", f"/cases/{task.instance_id}", "/notifications"]
+    if username == "supervisor":
+        paths.append(f"/tasks/{task.id}")
+    for path in paths:
+        page.goto(path)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, (path, wide)
+        assert page.get_by_role("button", name="Log out").is_visible(), path
