@@ -317,7 +317,7 @@ class Runtime:
         limit = self.settings.task_data_limit_bytes
         if (size := _json_size(data)) > limit:
             raise Invalid("the data is too large", [Problem(
-                f"{size:,} bytes or more; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
+                f"{size:,} bytes; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
 
     def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any) -> dict[str, Any]:
         """Validate submitted data against the task's form; keep only the fields the form defines."""
@@ -380,7 +380,7 @@ class Runtime:
             last = wf.last_task.task_spec if wf.last_task is not None else None
             element = getattr(last, "bpmn_id", None) or getattr(last, "name", None)
             raise Invalid("the case data would be too large", [Problem(
-                f"this step would make the case's data {size:,} bytes or more; the limit is {limit:,} "
+                f"this step would make the case's data {size:,} bytes; the limit is {limit:,} "
                 "(NTPSWF_CASE_DATA_LIMIT_BYTES)", element=element)])
 
     def _sync_tasks(self, session: Session, loaded: Loaded, actor: str, ready_tasks: list[Any]) -> None:
