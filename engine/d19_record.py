@@ -22,7 +22,10 @@ from engine.models import AuditEvent, Document, HumanTask, Person, ProcessInstan
 
 OUTCOMES = {"progressed": "Progressed to the next pay point", "not_progressed": "Not progressed",
             "declined": "Declined to participate (not a failed assessment)",
-            "no_submission": "No submission before the assessment date", "agreed": "Performance agreement recorded"}
+            "no_submission": "No submission before the assessment date", "agreed": "Performance agreement recorded",
+            # the placement (mobility policy)
+            "completed": "Placement completed", "ended_early": "Placement ended early",
+            "not_supported": "Application not supported by the home organisation"}
 KINDS = {"started": "Case started", "task_completed": "Task completed", "retimed": "Case data changed",
          "timer_fired": "Timer fired", "escalated": "Overdue: escalated", "appointed": "Person appointed",
          "notice_sent": "Notice sent", "completed": "Case ended", "cancelled": "Case cancelled",
@@ -93,6 +96,22 @@ def _choice_title(schema: dict[str, Any], value: Any) -> str:
     return str(value)
 
 
+def _item_text(schema: dict[str, Any], value: Any) -> str:
+    """One item of a list as people read it: an object as 'Title: value, ...' by its form's titles, never as code."""
+    if not isinstance(value, dict):
+        return _choice_title(schema, value)
+    raw = schema.get("properties")
+    props: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    parts = []
+    for key, item in value.items():
+        if item in (None, "", [], {}):
+            continue
+        found = props.get(key)
+        field: dict[str, Any] = found if isinstance(found, dict) else {}
+        parts.append(f"{field.get('title') or str(key).replace('_', ' ')}: {_item_text(field, item)}")
+    return ", ".join(parts)
+
+
 def _flatten(data: Any, prefix: list[str]) -> list[tuple[list[str], Any]]:
     if isinstance(data, dict):
         out: list[tuple[list[str], Any]] = []
@@ -120,7 +139,7 @@ def _task_entry(session: Session, row: ProcessInstance, event: AuditEvent, forms
         else:
             schema = _field_schema(forms, form, path)
             items: dict[str, Any] = schema["items"] if isinstance(schema.get("items"), dict) else {}
-            shown = "; ".join(_choice_title(items, v) for v in value) if isinstance(value, list) \
+            shown = "; ".join(_item_text(items, v) for v in value) if isinstance(value, list) \
                 else _choice_title(schema, value)
             entry.details.append((str(schema.get("title") or ".".join(path)), shown))
     entry.decision, entry.reason = "; ".join(decisions), "\n".join(reasons)
