@@ -31,9 +31,6 @@ APPOINTABLE_LANES = ("Supervisor", "Manager", "CEO", "FormerManager")
 #: The field a refusal points at, by the rule that refused.
 RULE_FIELDS = {"D19-1": "employee", "D19-5": "assessment_date", "D19-11": "transfer", "D19-12": "higher_duties_level"}
 
-#: The largest case number there can be (PostgreSQL `integer`, as web.openapi_models.MAX_ID).
-MAX_CASE_ID = 2_147_483_647
-
 #: Leave that postpones the assessment date when it does not count as service (D19-9d; D19-10 extended leave).
 POSTPONING_LEAVE = ("lwop", "extended")
 
@@ -120,9 +117,6 @@ def _agreement_from_case(session: Session, raw: Any, employee: Person | None, pr
     try:
         case_id = int(raw)
     except (TypeError, ValueError):
-        case_id = 0
-    if isinstance(raw, bool | float) or not 0 < case_id <= MAX_CASE_ID:  # a case number past any table's: no
-        # lookup (SQLite refused a 31-digit number with OverflowError, a server error)
         problems.append(Problem("Must be the number of a performance agreement case.", field="agreement_case"))
         return None
     row = session.get(ProcessInstance, case_id)
