@@ -117,6 +117,8 @@ def _agreement_from_case(session: Session, raw: Any, employee: Person | None, pr
     try:
         case_id = int(raw)
     except (TypeError, ValueError):
+        case_id = 0
+    if isinstance(raw, bool) or not 0 < case_id <= 2_147_483_647:  # past any table's ids: SQLite overflowed (500)
         problems.append(Problem("Must be the number of a performance agreement case.", field="agreement_case"))
         return None
     row = session.get(ProcessInstance, case_id)

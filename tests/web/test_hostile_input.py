@@ -90,3 +90,12 @@ def test_sec_an_over_long_address_is_414_json_on_the_api_and_a_page_elsewhere(ap
     page = client.get("/login?next=" + "x" * 5000)
     assert page.status_code == 414 and page.mimetype == "text/html"
     assert api.get("/api/v1/instances?subject=employee&limit=" + "0" * 3000 + "5").status_code == 200
+
+
+@pytest.mark.parametrize("value", [10**30, -1, 0, True])
+def test_sec_an_agreement_case_number_past_any_table_is_refused_naming_the_field(app: Flask, app_org: Runtime,
+                                                                                 value: object) -> None:
+    api = api_as(app, app_org, "hr")
+    answer = api.post("/api/v1/instances", json={"process": "pay_progression",
+                                                 "data": {"employee": "engineer", "agreement_case": value}})
+    assert_errors(answer, 422, "agreement_case")
