@@ -122,6 +122,25 @@ def safe_xml(name: str, text: str) -> etree._Element:
 MAX_XML_DEPTH = 100
 
 
+#: The deepest nesting of objects and lists a form (JSON schema or UI schema) may have: the forms in forms/ stay
+#: at 10 or less; jsonschema's check and the form renderer recurse several frames per level (at 75 levels of
+#: "properties" a check of the schema ran out of stack: a server error).
+MAX_FORM_DEPTH = 32
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply objects and lists nest in `value` (a scalar is 0, `{}` and `[1]` are 1); iteratively, and it
+    stops counting past `limit`."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return depth
+        depth += 1
+        level = [child for item in containers for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
 def _depth(root: etree._Element) -> tuple[int, etree._Element]:
     """How deep the elements are nested (the root is 1), and the element deepest down; iteratively."""
     deepest, best = root, 1
@@ -493,6 +512,9 @@ def _check_human_task(ts: Any, element: str, bundle: Bundle, forms: dict[str, An
             content = _form_from_dir(bundle.forms_dir, name)
         if content is None:
             problems.append(Problem(f"form '{name}' ({prop}) is missing", element=element))
+            continue
+        if strict and json_depth(content, MAX_FORM_DEPTH) > MAX_FORM_DEPTH:
+            problems.append(Problem(f"form '{name}' is nested deeper than {MAX_FORM_DEPTH} levels", element=element))
             continue
         if strict and required:
             problems.extend(Problem(f"form '{name}': {m}", element=element)

@@ -50,9 +50,10 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
     )
     app.config.from_prefixed_env("NTPSWF")
-    from web.converters import BoundedIntConverter
+    from web.converters import BoundedIntConverter, BoundedRequest
 
     app.url_map.converters["int"] = BoundedIntConverter  # ids past any table's are 404, not an overflow
+    app.request_class = BoundedRequest  # and ?after=<31 digits> is as if not given, not an overflow
     if test_config:
         app.config.update(test_config)
     clock.install()

@@ -228,12 +228,20 @@ def _depth(value: Any, limit: int) -> int:
     return depth
 
 
+#: The body types spectree reads as a form rather than as JSON.
+FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 def _check_json_body() -> None:
     """A body must be JSON (an empty body counts as `{}`); it is parsed once here and cached for spectree."""
+    if request.mimetype in FORM_MIMETYPES:
+        # spectree validates such a body as a form, leaving no JSON for the view (an AssertionError, a 500), and
+        # web/__init__.py has already read it for NUL characters: the API takes JSON only
+        raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype}")
     raw = request.get_data(cache=True)
     if not raw.strip():
         request._cached_json = ({}, {})  # what get_json() hands spectree

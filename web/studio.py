@@ -26,6 +26,7 @@ from flask_wtf.csrf import generate_csrf
 
 from engine import migration, queries, versions
 from engine.assignment import KNOWN_LANES
+from engine.definitions import MAX_FORM_DEPTH, json_depth
 from engine.diagram import instance_diagram
 from engine.errors import EngineError, Invalid, Problem
 from engine.forms import check_schema
@@ -33,9 +34,12 @@ from web import services
 from web.auth import current_user, login_required, roles_required
 from web.errors import status_of
 from web.formrender import render_form
+from web.openapi_models import MAX_ID
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 OWNERS = ("process_owner", "admin")
+#: The deepest JSON the modeler sends: the forms in it are at most MAX_FORM_DEPTH deep, a few levels down.
+MAX_BODY_DEPTH = MAX_FORM_DEPTH + 8
 
 
 def _problems_json(problems: list[Problem], status: int) -> ResponseReturnValue:
@@ -43,9 +47,15 @@ def _problems_json(problems: list[Problem], status: int) -> ResponseReturnValue:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    too_deep = Invalid("too deep", [Problem(f"JSON nested deeper than {MAX_BODY_DEPTH} levels", field="body")])
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # "[[[[..." deeper than the JSON parser's stack: silent=True catches ValueError only
+        raise too_deep from None
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object", [Problem("must be a JSON object", field="body")])
+    if json_depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise too_deep
     return body
 
 
@@ -62,7 +72,8 @@ def _uploads() -> dict[str, bytes]:
 
 
 def _optional_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A version number from the modeler, or None (also for a number past any version)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None
 
 
 @bp.errorhandler(EngineError)
@@ -230,7 +241,7 @@ def migrate(key: str) -> ResponseReturnValue:
         raise Invalid("choose the versions", [Problem("choose both versions", field="from")])
     chosen: list[int] | None = None
     if request.form.get("scope") != "all":
-        chosen = [int(v) for v in request.form.getlist("instance") if v.isdigit()]
+        chosen = [v for v in request.form.getlist("instance", type=int) if v > 0]
         if not chosen:
             raise Invalid("choose cases", [Problem("choose at least one case, or migrate all that can move",
                                                    field="instance")])
@@ -321,6 +332,10 @@ def api_form_preview() -> ResponseReturnValue:
     schema, ui_schema = body.get("schema"), body.get("ui_schema")
     if len(json.dumps(body)) > 512 * 1024:
         raise Invalid("form too large", [Problem("the form is larger than 512 KiB", field="schema")])
+    for field, value in (("schema", schema), ("ui_schema", ui_schema)):
+        if json_depth(value, MAX_FORM_DEPTH) > MAX_FORM_DEPTH:
+            return jsonify(html="", problems=[{"field": field, "message": f"nested deeper than {MAX_FORM_DEPTH} "
+                                                                          "levels"}])
     problems = [Problem(m, field="schema") for m in check_schema(schema)] if schema is not None else []
     if not isinstance(schema, dict) or problems:
         return jsonify(html="", problems=[p.as_dict() for p in problems or [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from flask import Flask
@@ -99,3 +100,82 @@ def test_sec_an_agreement_case_number_past_any_table_is_refused_naming_the_field
     answer = api.post("/api/v1/instances", json={"process": "pay_progression",
                                                  "data": {"employee": "engineer", "agreement_case": value}})
     assert_errors(answer, 422, "agreement_case")
+
+
+def _deep_form(levels: int) -> str:
+    """A JSON schema with `levels` objects in objects (2 JSON levels each), as text: json.dumps of it would
+    itself run out of stack."""
+    return '{"type": "object", "properties": {"a": ' * levels + '{"type": "string"}' + "}}" * levels
+
+
+def test_sec_deep_json_to_the_studio_is_refused_not_a_server_error(app: Flask, app_org: Runtime, auth: Auth,
+                                                                   client: FlaskClient) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # a RecursionError is a 500 answer here, as in production
+    auth.login("owner")
+    for path in ("/studio/api/validate", "/studio/api/draft", "/studio/api/deploy", "/studio/api/form-preview"):
+        answer = client.post(path, data="[" * 100_000 + "]" * 100_000, content_type="application/json")
+        assert answer.status_code == 422, (path, answer.get_data(as_text=True)[:300])
+        assert answer.get_json()["problems"][0]["field"] == "body"
+    preview = client.post("/studio/api/form-preview", data='{"schema": ' + _deep_form(16) + "}",
+                          content_type="application/json")
+    assert preview.status_code == 200 and preview.get_json()["problems"] == [
+        {"field": "schema", "message": "nested deeper than 32 levels"}]
+
+
+def test_sec_a_deeply_nested_form_is_refused_naming_its_task(app: Flask, app_org: Runtime, auth: Auth,
+                                                             client: FlaskClient) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    from tests.engine.test_definitions import process, user_task
+
+    xml = process(user_task('<spiffworkflow:properties><spiffworkflow:property name="formJsonSchemaFilename" '
+                            'value="f.json" /></spiffworkflow:properties>'), key="deepf")
+    form = _deep_form(150)  # jsonschema's check of it ran out of stack: a 500 on every deploy, and on the
+    # studio's page of a draft that held it
+    api = api_as(app, app_org, "owner")
+    files = [(io.BytesIO(form.encode()), "f.json"), (io.BytesIO(xml.encode()), "deepf.bpmn")]
+    problems = assert_errors(api.post("/api/v1/processes", data={"files": files},
+                                      content_type="multipart/form-data"), 422)
+    assert problems == [{"element": "t1", "message": "form 'f.json' is nested deeper than 32 levels"}]
+    auth.login("owner")
+    files = [(io.BytesIO(form.encode()), "f.json"), (io.BytesIO(xml.encode()), "deepf.bpmn")]
+    deployed = client.post("/studio/deploy-files", data={"files": files}, content_type="multipart/form-data")
+    assert deployed.status_code == 422 and "nested deeper than 32 levels" in deployed.get_data(as_text=True)
+    body = '{"key": "deepf", "filename": "deepf.bpmn", "xml": ' + json.dumps(xml) + ', "forms": {"f.json": '
+    for action in ("validate", "draft", "deploy"):
+        answer = client.post(f"/studio/api/{action}", data=body + _deep_form(150) + "}}",
+                             content_type="application/json")
+        assert answer.status_code == 422, (action, answer.get_data(as_text=True)[:300])
+    # a form just inside the modeler's limit is judged by the diagram's checks, naming the task
+    answer = client.post("/studio/api/validate", data=body + _deep_form(17) + "}}", content_type="application/json")
+    assert answer.get_json() == {"valid": False, "problems": [
+        {"element": "t1", "message": "form 'f.json' is nested deeper than 32 levels"}]}
+
+
+def test_sec_numbers_past_any_id_in_a_query_or_form_are_as_if_not_given(app: Flask, app_org: Runtime, auth: Auth,
+                                                                        client: FlaskClient) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # SQLite's OverflowError is a 500 answer here, as in production
+    start_case(app_org)
+    auth.login("admin")
+    big = "9" * 31
+    for path in (f"/?after={big}", f"/studio/processes/pay_progression/edit?version={big}",
+                 f"/studio/processes/pay_progression/edit?version=-{big}",
+                 f"/studio/processes/pay_progression/compare?new={big}&old={big}",
+                 f"/studio/processes/pay_progression/migrate?to={big}&from={big}"):
+        assert client.get(path).status_code == 200, path
+    rollback = client.post("/studio/processes/pay_progression/rollback", data={"version": big})
+    assert rollback.status_code == 422 and "choose the version" in rollback.get_data(as_text=True)
+    migrate = client.post("/studio/processes/pay_progression/migrate",
+                          data={"from": "1", "to": "1", "instance": [big, "\u00b2"]})
+    assert migrate.status_code == 422 and "choose at least one case" in migrate.get_data(as_text=True)
+
+
+def test_sec_a_form_posted_to_the_api_is_415_not_a_server_error(app: Flask, app_org: Runtime) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # spectree's missing JSON was an AssertionError: a 500 answer
+    client = app.test_client()
+    for body in ({"username": "hr", "password": "demo-pass-2026"}, ""):
+        answer = client.post("/api/v1/auth/token", data=body, content_type="application/x-www-form-urlencoded")
+        assert "application/json" in assert_errors(answer, 415)[0]["message"]
+    api = api_as(app, app_org, "hr")
+    answer = api.post("/api/v1/instances", data={"process": "pay_progression", "data": "x"},
+                      content_type="multipart/form-data")
+    assert_errors(answer, 415)
