@@ -13,14 +13,28 @@ from werkzeug.routing import IntegerConverter
 from web.openapi_models import MAX_ID
 
 
+def digits_up_to(bound: int) -> str:
+    """A regular expression (no groups) for the decimal numbers from 0 to `bound`, leading zeros allowed."""
+    top = str(bound)
+    parts = [rf"\d{{1,{len(top) - 1}}}"] if len(top) > 1 else []
+    for i, digit in enumerate(top):
+        if digit != "0":
+            parts.append(f"{top[:i]}[0-{int(digit) - 1}]" + (rf"\d{{{len(top) - i - 1}}}" if i < len(top) - 1 else ""))
+    return "0*(?:" + "|".join([*parts, top]) + ")"
+
+
 class BoundedIntConverter(IntegerConverter):
     """werkzeug's `int`, capped at the largest id a table holds (PostgreSQL `integer`): `/cases/18446744073709551616`
-    matches no rule and is a 404, where SQLite raised OverflowError (a 500) before."""
+    matches no rule and is a 404, where SQLite raised OverflowError (a 500) before. The cap is in the regular
+    expression too: a number past it that failed only in `to_python` let werkzeug answer 405 when another rule
+    takes the same path with another method (POST /tasks/2147483648, whose GET is another rule)."""
 
     def __init__(self, url_map: Any, fixed_digits: int = 0, min: int | None = None,
                  max: int | None = None, signed: bool = False) -> None:
         bound = MAX_ID if max is None or max > MAX_ID else max
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=bound, signed=signed)
+        if not signed and not fixed_digits and bound >= 0:
+            self.regex = digits_up_to(bound)
 
 
 def bounded_int(text: Any) -> int:

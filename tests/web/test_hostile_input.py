@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from flask import Flask
@@ -179,3 +180,23 @@ def test_sec_a_form_posted_to_the_api_is_415_not_a_server_error(app: Flask, app_
     answer = api.post("/api/v1/instances", data={"process": "pay_progression", "data": "x"},
                       content_type="multipart/form-data")
     assert_errors(answer, 415)
+
+
+@pytest.mark.parametrize("ident", [str(2**31), str(2**64), str(10**30), "-1"])
+def test_sec_every_route_with_an_int_id_answers_404_past_any_table(app: Flask, app_org: Runtime, auth: Auth,
+                                                                   client: FlaskClient, ident: str) -> None:
+    """Every rule with an int argument, every method, as an administrator: no rule matches, so 404."""
+    from werkzeug.routing.converters import NumberConverter
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    auth.login("admin")
+    answers = {}
+    for rule in app.url_map.iter_rules():
+        ints = [name for name, converter in rule._converters.items() if isinstance(converter, NumberConverter)]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}) if ints else ():
+            path = str(rule.rule)
+            for name in rule.arguments:
+                value = ident if name in ints else {"key": "pay_progression"}.get(name, "x")
+                path = re.sub(rf"<(?:[^:<>]+:)?{name}>", value, path)
+            answers[(method, path)] = client.open(path, method=method).status_code
+    assert len(answers) > 20 and all(code == 404 for code in answers.values()), answers
