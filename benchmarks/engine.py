@@ -23,12 +23,13 @@ from SpiffWorkflow.util.task import TaskState
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.definitions import deploy, read_bundle  # noqa: E402
-from engine.models import Base  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.users import create_user  # noqa: E402
+from engine.core.config import Settings  # noqa: E402
+from engine.core.db import Database  # noqa: E402
+from engine.people.users import create_user  # noqa: E402
+from engine.schema import Base  # noqa: E402
+from engine.workflow.bundles import read_bundle  # noqa: E402
+from engine.workflow.definitions import deploy  # noqa: E402
+from engine.workflow.runtime import Runtime  # noqa: E402
 
 BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 KEY = "bench_three_tasks"

@@ -36,12 +36,16 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.definitions import deploy, read_bundle  # noqa: E402
-from engine.models import AuditEvent, Base, HumanTask, Person, ProcessInstance, User  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.users import issue_token  # noqa: E402
+from engine.core.config import Settings  # noqa: E402
+from engine.core.db import Database  # noqa: E402
+from engine.core.models import AuditEvent  # noqa: E402
+from engine.people.models import Person, User  # noqa: E402
+from engine.people.users import issue_token  # noqa: E402
+from engine.schema import Base  # noqa: E402
+from engine.workflow.bundles import read_bundle  # noqa: E402
+from engine.workflow.definitions import deploy  # noqa: E402
+from engine.workflow.models import HumanTask, ProcessInstance  # noqa: E402
+from engine.workflow.runtime import Runtime  # noqa: E402
 
 BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 STAFF = 200
@@ -74,7 +78,7 @@ def seed(url: str, finished: int, running: int, schema: str | None = None) -> di
         Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)
     runtime = Runtime(db, Settings(database_url=url))
-    from engine.users import hash_password
+    from engine.people.users import hash_password
 
     pw = hash_password("bench-password")
     with db.unit_of_work() as uow:
@@ -84,7 +88,7 @@ def seed(url: str, finished: int, running: int, schema: str | None = None) -> di
                             classification="AO5")
             s.add(person)
             s.flush()
-            from engine.clock import CLOCK
+            from engine.core.clock import CLOCK
 
             s.add(User(username=f"staff{i}", password_hash=pw, roles=["staff"], person_id=person.id, active=True,
                        created_at=CLOCK.now()))

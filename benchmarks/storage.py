@@ -16,12 +16,15 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.definitions import deploy, read_bundle  # noqa: E402
-from engine.models import AuditEvent, Base, HumanTask, ProcessInstance, Timer  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.users import create_user  # noqa: E402
+from engine.core.config import Settings  # noqa: E402
+from engine.core.db import Database  # noqa: E402
+from engine.core.models import AuditEvent  # noqa: E402
+from engine.people.users import create_user  # noqa: E402
+from engine.schema import Base  # noqa: E402
+from engine.workflow.bundles import read_bundle  # noqa: E402
+from engine.workflow.definitions import deploy  # noqa: E402
+from engine.workflow.models import HumanTask, ProcessInstance, Timer  # noqa: E402
+from engine.workflow.runtime import Runtime  # noqa: E402
 
 BPMN = ROOT / "benchmarks" / "three_tasks.bpmn"
 
@@ -53,7 +56,7 @@ def main() -> None:
             deploy(uow.session, read_bundle({BPMN.name: BPMN.read_bytes()}, None), "bench")
             uow.commit()
         with db.read() as s:
-            from engine.models import User
+            from engine.people.models import User
 
             user = s.scalars(select(User)).one()
             _ = user.person

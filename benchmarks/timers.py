@@ -33,14 +33,17 @@ from sqlalchemy import func, insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import clock  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.definitions import deploy, read_bundle  # noqa: E402
-from engine.models import AuditEvent, Base, ProcessInstance, Timer  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.timers import TimerService  # noqa: E402
-from engine.users import create_user  # noqa: E402
+from engine.core import clock  # noqa: E402
+from engine.core.config import Settings  # noqa: E402
+from engine.core.db import Database  # noqa: E402
+from engine.core.models import AuditEvent  # noqa: E402
+from engine.people.users import create_user  # noqa: E402
+from engine.schema import Base  # noqa: E402
+from engine.workflow.bundles import read_bundle  # noqa: E402
+from engine.workflow.definitions import deploy  # noqa: E402
+from engine.workflow.models import ProcessInstance, Timer  # noqa: E402
+from engine.workflow.runtime import Runtime  # noqa: E402
+from engine.workflow.timers import TimerService  # noqa: E402
 
 BPMN = ROOT / "benchmarks" / "due_at.bpmn"
 

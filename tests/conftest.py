@@ -13,12 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from engine.clock import CLOCK
-from engine.config import PROJECT_ROOT, Settings
-from engine.db import Database
-from engine.demo import deploy_processes, load_people
-from engine.models import Base
-from engine.runtime import Runtime
+from engine.core.clock import CLOCK
+from engine.core.config import PROJECT_ROOT, Settings
+from engine.core.db import Database
+from engine.schema import Base
+from engine.workflow.demo import deploy_processes, load_people
+from engine.workflow.runtime import Runtime
 
 POSTGRES_URL = os.environ.get("NTPSWF_TEST_POSTGRES_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -37,7 +37,7 @@ def require(condition: bool, reason: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _frozen_clock() -> Iterator[None]:
-    from engine import clock
+    from engine.core import clock
 
     clock.install()
     CLOCK.freeze(T0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 from datetime import timedelta
@@ -12,10 +13,11 @@ from flask import Flask, Response, g, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 
-from engine import clock
-from engine.config import Settings
-from engine.db import Database
-from engine.runtime import Runtime
+from engine.core import clock
+from engine.core.config import Settings
+from engine.core.db import Database
+from engine.workflow.registry import REGISTRY
+from engine.workflow.runtime import Runtime
 
 csrf = CSRFProtect()
 #: The longest path and query string the app reads; longer is 414 (gunicorn reads lines up to 8190 bytes).
@@ -60,39 +62,31 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     db = Database(settings.database_url)
     app.extensions["ntpswf"] = Services(db, settings, Runtime(db, settings))
     csrf.init_app(app)
+    _register_views(app, settings)
+    _install_request_checks(app, settings)
+    return app
 
-    from web import api, auth, cases, cli, errors, people, tasks
+
+def _register_views(app: Flask, settings: Settings) -> None:
+    """The command line, template filters, error pages, the generic blueprints and each loaded policy's pages."""
+    from web import admin, api, auth, cases, cli, errors, formatting, hr, people, studio, tasks
 
     cli.register(app)
     app.add_template_filter(clause_label)
-    from web import formatting
-
     formatting.register(app, settings.timezone)
-
     auth.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(tasks.bp)
-    app.register_blueprint(cases.bp)
-    app.register_blueprint(people.bp)
-    app.register_blueprint(api.bp)
-    from web import admin
-
-    app.register_blueprint(admin.bp)
-    from web import studio
-
-    app.register_blueprint(studio.bp)
-    from web import hr
-
-    app.register_blueprint(hr.bp)
-    from web import d19, records
-
-    app.register_blueprint(records.bp)
-    app.register_blueprint(d19.bp)
-    from web import register
-
-    app.register_blueprint(register.bp)
+    for blueprint in (auth.bp, tasks.bp, cases.bp, people.bp, api.bp, admin.bp, studio.bp, hr.bp):
+        app.register_blueprint(blueprint)
+    for package in REGISTRY.packages.values():  # each loaded policy's pages (ProcessPackage.web)
+        if package.web is not None:
+            for blueprint in importlib.import_module(package.web).blueprints:
+                app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+
+
+def _install_request_checks(app: Flask, settings: Settings) -> None:
+    """What every request and answer goes through: unreadable input refused, security headers, no caching."""
 
     @app.before_request
     def _refuse_unreadable_input() -> ResponseReturnValue | None:
@@ -131,20 +125,11 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     def _forget_user(_exc: BaseException | None) -> None:
         g.pop("user", None)
 
-    return app
-
 
 def clause_label(clause: str | None) -> str:
-    """'D19-7' -> 'Determination 19, cl. 7'; 'MP-H' -> 'Mobility policy, home organisation'."""
-    if not clause:
-        return ""
-    if clause.startswith("D19-"):
-        return f"Determination 19, cl. {clause[4:]}"
-    parts = {"MP-0": "agreement (Schedules 1 and 2)", "MP-E": "employee", "MP-H": "home organisation",
-             "MP-T": "host organisation", "MP-O": "OCPE", "MP-L": "placement lifecycle"}
-    if clause in parts:
-        return f"Mobility policy, {parts[clause]}"
-    return clause
+    """'D19-7' -> 'Determination 19, cl. 7'; 'MP-H' -> 'Mobility policy, home organisation' (each policy package
+    names its own clauses)."""
+    return REGISTRY.clause_label(clause) if clause else ""
 
 
 class Services:

@@ -8,10 +8,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from engine import demo_clock
-from engine.clock import CLOCK
-from engine.models import Notification, ProcessInstance
-from engine.timers import failed_timers, retry_failed
+from engine.core import demo_clock
+from engine.core.clock import CLOCK
+from engine.workflow.models import Notification, ProcessInstance
+from engine.workflow.timers import failed_timers, retry_failed
 from web import services
 from web.auth import current_user, login_required, roles_required
 
@@ -75,7 +75,7 @@ def mark_read() -> ResponseReturnValue:
     """Mark all of the person's notices read."""
     user = current_user()
     if user.person_id is not None:
-        from engine.notify import mark_all_read
+        from engine.workflow.notify import mark_all_read
 
         mark_all_read(services().db, user.person_id)
     return redirect(url_for("admin.notifications"))

@@ -20,24 +20,26 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from engine import agreement_setup, d19_settings, queries
-from engine import leave as leave_service
-from engine.access import may_view_person
-from engine.definitions import deploy as deploy_bundle
-from engine.definitions import latest_definition, list_latest, read_bundle
-from engine.errors import Invalid, NotFound, Problem
-from engine.logins import exchange_password_for_token
-from engine.ratelimit import RateLimited
-from engine.users import (
+from engine.core.errors import Invalid, NotFound, Problem
+from engine.people.logins import exchange_password_for_token
+from engine.people.ratelimit import RateLimited
+from engine.people.users import (
     USERNAME_LENGTH,
-    create_user,
     get_person,
     is_username,
     parse_person,
     person_dict,
+    register_person,
     revoke_token,
-    save_person,
 )
+from engine.policies.pay_progression import leave as leave_service
+from engine.policies.pay_progression import settings as d19_settings
+from engine.workflow import queries
+from engine.workflow.access import may_view_person
+from engine.workflow.bundles import read_bundle
+from engine.workflow.definitions import deploy as deploy_bundle
+from engine.workflow.definitions import latest_definition, list_latest
+from engine.workflow.registry import REGISTRY
 from web import services
 from web.auth import login_policy, login_request_limit
 from web.openapi import ApiError, api_user, bearer_token, body, document, operation, query
@@ -139,9 +141,7 @@ def revoke() -> ResponseReturnValue:
     """Revoke the token this call is made with (log out); later calls with it answer 401."""
     token_value = bearer_token()
     assert token_value is not None  # operation() authenticated it
-    with services().db.unit_of_work() as uow:
-        revoke_token(uow.session, token_value)
-        uow.commit()
+    services().db.run(revoke_token, token_value)
     return make_response("", 204)
 
 
@@ -165,16 +165,13 @@ def create_person() -> ResponseReturnValue:
     """Add a person (admin, HR); with `password` they also get a staff login."""
     data = body(PersonIn)
     person_input = parse_person(data.model_dump(exclude={"password"}))
-    with services().db.unit_of_work() as uow:
-        person = save_person(uow.session, person_input)
-        if data.password:
-            create_user(uow.session, person.username, ["staff"], data.password, actor=api_user().username)
-        out = person_dict(uow.session, person)
-        uow.commit()
-    # D19-3.3: a new starter in a covered classification gets the performance agreement set-up
+    out = services().db.run(register_person, person_input, data.password, api_user().username)
+    # Each policy hears of the new record (D19-3.3: a new starter in a covered classification gets the
+    # performance agreement set-up, its case in `agreement_setup_case`)
     user = api_user()
-    setup = agreement_setup.start_setups(services().runtime, user, user.username, [out["username"]])
-    out["agreement_setup_case"] = setup.started.get(out["username"])
+    for outcome in REGISTRY.people_recorded(services().runtime, user, user.username, [out["username"]]):
+        if outcome.api_field:
+            out[outcome.api_field] = outcome.cases.get(out["username"])
     return jsonify(out), 201
 
 
@@ -265,10 +262,8 @@ def replace_pay_points(classification: str) -> ResponseReturnValue:
     running case names, cannot go (409 naming it); duplicates and bad codes are 422."""
     user = api_user()
     data = body(PayPointsIn)
-    with services().db.unit_of_work() as uow:
-        items = d19_settings.replace_pay_points(uow.session, user, user.username, classification,
-                                                [p.model_dump() for p in data.points])
-        uow.commit()
+    items = services().db.run(d19_settings.replace_pay_points, user, user.username, classification,
+                              [p.model_dump() for p in data.points])
     return jsonify(items=items)
 
 
@@ -321,10 +316,7 @@ def deploy() -> ResponseReturnValue:
     else:
         raise ApiError(415, [Problem("send BPMN as application/xml or multipart/form-data, not "
                                      + (request.mimetype or "no type"), field="body")])
-    with services().db.unit_of_work() as uow:
-        results = deploy_bundle(uow.session, read_bundle(files, services().settings.forms_dir),
-                                api_user().username)
-        uow.commit()
+    results = services().db.run(deploy_bundle, read_bundle(files, services().settings.forms_dir), api_user().username)
     return jsonify(processes=[{"key": r.key, "version": r.version} for r in results]), 201
 
 
@@ -333,7 +325,7 @@ def deploy() -> ResponseReturnValue:
 
 def _instance_response(instance_id: int, status: int = 200, worked_on: bool = False) -> ResponseReturnValue:
     """The case as JSON. `worked_on`: the caller has just completed one of its tasks, which is itself a reason
-    to see the case (engine.access.instance_filter), so that is not asked again."""
+    to see the case (engine.workflow.access.instance_filter), so that is not asked again."""
     with services().db.read() as s:
         if worked_on:
             case = queries.instance_view(s, instance_id)

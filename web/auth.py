@@ -11,21 +11,20 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.audit import audit
-from engine.errors import EngineError, Invalid
-from engine.logins import (
+from engine.core.errors import EngineError, Invalid, NotFound
+from engine.people.logins import (
     LOGIN_REQUESTS_PER_CLIENT,
     LoginPolicy,
     attempt_login,
-    end_all_sessions,
     end_session,
     login_overview,
     session_user,
     start_session,
 )
-from engine.models import ROLES, User
-from engine.ratelimit import Limit, RateLimited
-from engine.users import grant_roles, set_password
+from engine.people.logins import sign_out_everywhere as sign_out_everywhere_step
+from engine.people.models import ROLES, User
+from engine.people.ratelimit import Limit, RateLimited
+from engine.people.users import set_password_of, set_roles_of
 from web import services
 
 bp = Blueprint("auth", __name__)
@@ -38,7 +37,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _load_user() -> None:
         if services().settings.demo_mode:  # demo time travel: every process follows the shared offset
-            from engine import demo_clock
+            from engine.core import demo_clock
 
             demo_clock.sync(services().db)
         g.user = None
@@ -103,7 +102,7 @@ def _client() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The login form (throttled as the API's token exchange is: engine.logins)."""
+    """The login form (throttled as the API's token exchange is: engine.people.logins)."""
     error, status, headers = None, 200, {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
@@ -123,7 +122,7 @@ def login() -> ResponseReturnValue:
                 return redirect(_safe_next(request.args.get("next")))
     demo: dict[str, Any] = {}
     if services().settings.demo_mode:  # the demo explains itself: who to log in as, with the documented password
-        from engine.demo import DEMO_PASSWORD, PEOPLE
+        from engine.workflow.demo import DEMO_PASSWORD, PEOPLE
 
         demo = {"demo_logins": [(person[0], person[1]) for person in PEOPLE], "demo_password": DEMO_PASSWORD}
     return render_template("login.html", error=error, **demo), status, headers
@@ -190,9 +189,7 @@ def change_password() -> ResponseReturnValue:
             errors["current_password"] = f"Too many attempts. Wait {_duration(exc.retry_after)} and try again."
         if not errors:
             try:
-                with services().db.unit_of_work() as uow:
-                    set_password(uow.session, uow.session.get_one(User, user.id), new, user.username)
-                    uow.commit()
+                services().db.run(set_password_of, user.username, new, user.username)
             except Invalid as exc:
                 errors["new_password"] = "; ".join(p.message for p in exc.problems)
             else:
@@ -215,15 +212,7 @@ def logins() -> ResponseReturnValue:
 @roles_required("admin")
 def sign_out_everywhere(user_id: int) -> ResponseReturnValue:
     """End every web session and API token of a login."""
-    with services().db.unit_of_work() as uow:
-        login = uow.session.get(User, user_id)
-        if login is None:
-            abort(404)
-        ended = end_all_sessions(uow.session, login, "signed out by an administrator")
-        audit(uow.session, None, current_user().username, "signed_out_everywhere", login=login.username,
-              sessions_ended=ended)
-        uow.commit()
-        name = login.username
+    name, ended = services().db.run(sign_out_everywhere_step, user_id, current_user().username)
     flash(f"{name} is signed out everywhere ({ended} session{'s' if ended != 1 else ''} and tokens ended).")
     return redirect(url_for("auth.logins"))
 
@@ -232,15 +221,11 @@ def sign_out_everywhere(user_id: int) -> ResponseReturnValue:
 @roles_required("admin")
 def set_roles(user_id: int) -> ResponseReturnValue:
     """Give or take away roles (administrators only; each change audited)."""
+    roles = [r for r in request.form.getlist("role") if r in ROLES] or ["staff"]
     try:
-        with services().db.unit_of_work() as uow:
-            login = uow.session.get(User, user_id)
-            if login is None:
-                abort(404)
-            grant_roles(uow.session, current_user(), current_user().username, login,
-                        [r for r in request.form.getlist("role") if r in ROLES] or ["staff"])
-            uow.commit()
-            name = login.username
+        name = services().db.run(set_roles_of, current_user(), user_id, roles)
+    except NotFound:
+        abort(404)
     except EngineError as exc:
         flash("; ".join(p.message for p in exc.problems))
     else:

@@ -7,9 +7,9 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import queries
-from engine.definitions import list_latest
-from engine.errors import Invalid
+from engine.core.errors import Invalid
+from engine.workflow import queries
+from engine.workflow.definitions import list_latest
 from web import services
 from web.auth import current_user, login_required
 

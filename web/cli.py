@@ -6,14 +6,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, cast
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from engine.models import ROLES, User
+from engine.people.models import ROLES
 from web import services
 
 db_cli = AppGroup("db", help="Database schema commands.")
@@ -53,26 +52,17 @@ def db_upgrade() -> None:
 @with_appcontext
 def user_add(username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
     """Add a login."""
-    from engine.errors import EngineError
-    from engine.users import create_user
+    from engine.core.errors import EngineError
+    from engine.people.users import create_user
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
     try:
-        with services().db.unit_of_work() as uow:
-            create_user(uow.session, username, list(roles), password, actor="cli")
-            uow.commit()
+        services().db.run(create_user, username, list(roles), password, actor="cli")
     except EngineError as exc:
         raise click.ClickException("; ".join(
             f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
     click.echo(f"added {username} ({', '.join(roles)})")
-
-
-def _login(session: Any, username: str) -> User:
-    login = session.scalars(select(User).where(User.username == username)).first()
-    if login is None:
-        raise click.ClickException(f"no login named {username!r}")
-    return cast(User, login)
 
 
 @user_cli.command("password")
@@ -81,15 +71,13 @@ def _login(session: Any, username: str) -> User:
 @with_appcontext
 def user_password(username: str, password_stdin: bool) -> None:
     """Give a login a new password (the password policy applies); every session and API token of it ends."""
-    from engine.errors import EngineError
-    from engine.users import set_password
+    from engine.core.errors import EngineError
+    from engine.people.users import set_password_of
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else click.prompt(
         "New password", hide_input=True, confirmation_prompt=True)
     try:
-        with services().db.unit_of_work() as uow:
-            ended = set_password(uow.session, _login(uow.session, username), password, "cli")
-            uow.commit()
+        ended = services().db.run(set_password_of, username, password, "cli")
     except EngineError as exc:
         raise click.ClickException("; ".join(
             f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
@@ -101,13 +89,14 @@ def user_password(username: str, password_stdin: bool) -> None:
 @with_appcontext
 def user_sign_out(username: str) -> None:
     """End every web session and API token of a login at once."""
-    from engine.audit import audit
-    from engine.logins import end_all_sessions
+    from engine.core.errors import EngineError
+    from engine.people.logins import sign_out_everywhere
+    from engine.people.users import login_named
 
-    with services().db.unit_of_work() as uow:
-        ended = end_all_sessions(uow.session, _login(uow.session, username), "signed out by an administrator")
-        audit(uow.session, None, "cli", "signed_out_everywhere", login=username, sessions_ended=ended)
-        uow.commit()
+    try:
+        _, ended = services().db.run(lambda s: sign_out_everywhere(s, login_named(s, username).id, "cli"))
+    except EngineError as exc:
+        raise click.ClickException(exc.message) from exc
     click.echo(f"{username} is signed out everywhere ({ended} sessions and tokens ended)")
 
 
@@ -117,15 +106,14 @@ def user_sign_out(username: str) -> None:
 @with_appcontext
 def deploy_cmd(files: tuple[Path, ...], actor: str) -> None:
     """Validate and deploy process definitions (with their forms from forms/) as new versions."""
-    from engine.definitions import deploy, read_bundle
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
+    from engine.workflow.bundles import read_bundle
+    from engine.workflow.definitions import deploy
 
     svc = services()
     try:
-        with svc.db.unit_of_work() as uow:
-            bundle = read_bundle({f.name: f.read_bytes() for f in files}, svc.settings.forms_dir)
-            results = deploy(uow.session, bundle, actor)
-            uow.commit()
+        bundle = read_bundle({f.name: f.read_bytes() for f in files}, svc.settings.forms_dir)
+        results = svc.db.run(deploy, bundle, actor)
     except EngineError as exc:
         for p in exc.problems:
             click.echo(f"error: {p.element or p.field or ''}: {p.message}", err=True)
@@ -138,7 +126,7 @@ def deploy_cmd(files: tuple[Path, ...], actor: str) -> None:
 @with_appcontext
 def demo_cmd() -> None:
     """Load the demo organisation, people and cases (idempotent)."""
-    from engine.demo import load_demo
+    from engine.workflow.demo import load_demo
 
     for line in load_demo(services().runtime):
         click.echo(line)
@@ -176,7 +164,7 @@ def archive_cmd(older_than_days: int, out: Path | None) -> None:
     """Archive finished cases older than the retention: their history stays, their workflow state goes."""
     from datetime import timedelta
 
-    from engine.archive import archive_to_file
+    from engine.workflow.archive import archive_to_file
 
     count = archive_to_file(services().db, timedelta(days=older_than_days), out)
     click.echo(f"archived {count} finished case(s)")
@@ -192,7 +180,7 @@ def pay_points_cli() -> None:
 @with_appcontext
 def pay_points_list(classification: str | None) -> None:
     """List the pay points, lowest first, with their annual salary."""
-    from engine.d19_settings import pay_point_items
+    from engine.policies.pay_progression.settings import pay_point_items
 
     with services().db.read() as s:
         items = pay_point_items(s, classification.strip().upper() if classification else None)
@@ -211,9 +199,9 @@ def pay_points_list(classification: str | None) -> None:
 def pay_points_set(classification: str, points: tuple[str, ...], as_user: str | None) -> None:
     """Replace CLASSIFICATION's pay points with POINTS, lowest first, each CODE or CODE=SALARY
     (e.g. `ntpswf pay-points set SPAO1 SPAO1-1=120000 SPAO1-2=124000`)."""
-    from engine.d19_settings import replace_pay_points
-    from engine.errors import EngineError
-    from engine.models import User
+    from engine.core.errors import EngineError
+    from engine.people.models import User
+    from engine.policies.pay_progression.settings import replace_pay_points
 
     user = None
     if as_user is not None:
@@ -230,9 +218,7 @@ def pay_points_set(classification: str, points: tuple[str, ...], as_user: str | 
             raise click.ClickException(f"{text}: the salary must be a whole number of dollars")
         parsed.append({"code": code, "annual_salary": int(salary) if salary else None})
     try:
-        with services().db.unit_of_work() as uow:
-            items = replace_pay_points(uow.session, user, as_user or "cli", classification, parsed)
-            uow.commit()
+        items = services().db.run(replace_pay_points, user, as_user or "cli", classification, parsed)
     except EngineError as exc:
         raise click.ClickException("; ".join(
             f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems)) from exc
@@ -243,7 +229,7 @@ def pay_points_set(classification: str, points: tuple[str, ...], as_user: str | 
 @with_appcontext
 def scheduler_cmd() -> None:
     """Run the timer scheduler alone (for deployments with several web processes)."""
-    from engine.timers import run_scheduler_forever
+    from engine.workflow.timers import run_scheduler_forever
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     svc = services()

@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem, Unavailable
+from engine.core.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem, Unavailable
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, Unavailable: 503}
 

@@ -28,7 +28,7 @@ def register(app: Flask, timezone: str) -> None:
         moment = _moment(value)
         if moment is None:
             return "" if value is None else str(value)
-        if moment.tzinfo is None:  # stored times are UTC (engine.models.UTCDateTime)
+        if moment.tzinfo is None:  # stored times are UTC (engine.workflow.models.UTCDateTime)
             moment = moment.replace(tzinfo=UTC)
         moment = moment.astimezone(zone)
         return moment.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")

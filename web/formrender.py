@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 from markupsafe import Markup, escape
 
-from engine.forms import JSON, Choices, check_schema, validate
-from engine.forms import as_dict as _dict
-from engine.forms import as_list as _list
-from engine.forms import choices as _choices
-from engine.forms import show as _show
+from engine.workflow.forms import JSON, Choices, check_schema, validate
+from engine.workflow.forms import as_dict as _dict
+from engine.workflow.forms import as_list as _list
+from engine.workflow.forms import choices as _choices
+from engine.workflow.forms import show as _show
 
 __all__ = ["FormData", "check_schema", "parse_form", "render_form", "validate"]
 

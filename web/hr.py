@@ -1,10 +1,10 @@
 """HR's yearly bulk work, on the web and on the command line.
 
 - Import people from a CSV export: upload, preview (new / updated / unchanged per row, every bad row with its
-  line and field), confirm; all of it in one transaction or nothing (`engine.people_import`).
+  line and field), confirm; all of it in one transaction or nothing (`engine.people.csv_import`).
 - Start the year's pay progression cycles for every officer whose assessment date falls in a window, with a
   progress bar the page polls (and that degrades to a refreshing page without scripts), then a summary of who
-  was started and who was skipped and why (`engine.bulk`).
+  was started and who was skipped and why (`engine.policies.pay_progression.cycles`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from flask.cli import AppGroup, with_appcontext
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from engine import agreement_setup, bulk, people_import, policy
-from engine.clock import CLOCK
-from engine.errors import Conflict, Invalid, Problem
-from engine.models import User
+from engine.core.clock import CLOCK
+from engine.core.errors import Conflict, Invalid, Problem
+from engine.people import csv_import as people_import
+from engine.people.models import User
+from engine.policies.pay_progression import cycles as bulk
+from engine.policies.pay_progression import new_starters as agreement_setup
+from engine.policies.pay_progression import timing as policy
+from engine.workflow.registry import REGISTRY
 from web import services
 from web.auth import current_user, roles_required
 
@@ -98,10 +102,9 @@ def import_confirm(job_id: int) -> ResponseReturnValue:
         return _plan_page(plan, filename, job_id, 409, "The records changed since the preview. Nothing was "
                                                        "imported: check the new preview and confirm again.")
     people_import.finish_staged(db, job_id, plan)
-    setup = agreement_setup.start_setups(services().runtime, user, user.username, _recorded(plan))
+    outcomes = REGISTRY.people_recorded(services().runtime, user, user.username, _recorded(plan))
     flash(f"Imported {filename}: {plan.count('new')} new, {plan.count('updated')} updated, "
-          f"{plan.count('unchanged')} unchanged." + (f" {agreement_setup.describe(setup)}." if setup.started
-                                                     or setup.pending else ""))
+          f"{plan.count('unchanged')} unchanged." + "".join(f" {o.message}." for o in outcomes if o.message))
     return redirect(url_for("people.index"))
 
 
@@ -263,9 +266,9 @@ def import_cmd(file: Path, dry_run: bool, as_user: str | None) -> None:
         raise click.ClickException(f"{len(plan.errors)} problem(s); nothing was imported")
     click.echo(("dry run, nothing imported: " if dry_run else "imported: ") + summary)
     if not dry_run:
-        setup = agreement_setup.start_setups(services().runtime, user, actor, _recorded(plan))
-        if setup.started or setup.pending:
-            click.echo(agreement_setup.describe(setup))
+        for outcome in REGISTRY.people_recorded(services().runtime, user, actor, _recorded(plan)):
+            if outcome.message:
+                click.echo(outcome.message)
 
 
 def _progress_printer(tty: bool) -> Any:

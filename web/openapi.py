@@ -27,9 +27,9 @@ from spectree.models import SecureType, SecurityScheme, SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 from werkzeug.exceptions import UnsupportedMediaType
 
-from engine.errors import Forbidden, Invalid, Problem
-from engine.models import User
-from engine.users import user_for_token
+from engine.core.errors import Forbidden, Invalid, Problem
+from engine.people.models import User
+from engine.people.users import user_for_token
 from web import services
 from web.openapi_models import Errors
 

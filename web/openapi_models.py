@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 #: Text that is not blank and carries no NUL character (PostgreSQL text cannot hold one).
 _TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
 _OPTIONAL_TEXT = r"^[^\x00]*$"
-#: A username: letters of any script, digits, '.', '_' and '-' (engine.users.is_username has the last word).
+#: A username: letters of any script, digits, '.', '_' and '-' (engine.people.users.is_username has the last word).
 _USERNAME = r"^[\w.-]+$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 #: The largest id a row can have (PostgreSQL's `integer`); ids in URLs and cursors stop there.

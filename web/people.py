@@ -8,10 +8,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from engine import agreement_setup
-from engine.errors import Conflict, Invalid
-from engine.models import Person
-from engine.users import get_person, parse_person, person_dict, save_person
+from engine.core.errors import Conflict, Invalid
+from engine.people.models import Person
+from engine.people.users import get_person, parse_person, person_dict, record_person
+from engine.workflow.registry import REGISTRY
 from web import services
 from web.auth import current_user, roles_required
 
@@ -44,21 +44,16 @@ def edit(username: str | None = None) -> ResponseReturnValue:
         if username is not None:
             values["username"] = username  # the username is the key; it is not edited here
         try:
-            with services().db.unit_of_work() as uow:
-                existing = get_person(uow.session, username) if username else None
-                before = existing.classification if existing is not None else None
-                saved = save_person(uow.session, parse_person(values), existing)
-                recorded = (saved.username, saved.classification != before)
-                uow.commit()
+            recorded = services().db.run(record_person, parse_person(values), username)
         except (Invalid, Conflict) as exc:
             for p in exc.problems:
                 errors.setdefault(p.field or "", []).append(p.message)
         else:
-            # D19-3.3: recorded in (or moved into) a covered classification: the agreement set-up starts
+            # Each policy hears of a record saved in (or moved into) another classification (D19-3.3: new starters)
             user = current_user()
-            setup = agreement_setup.start_setups(services().runtime, user, user.username,
-                                                 [recorded[0]] if recorded[1] else [])
-            flash("Saved." + (f" {agreement_setup.describe(setup)}." if setup.started or setup.pending else ""))
+            outcomes = REGISTRY.people_recorded(services().runtime, user, user.username,
+                                                [recorded[0]] if recorded[1] else [])
+            flash("Saved." + "".join(f" {o.message}." for o in outcomes if o.message))
             return redirect(url_for("people.index"))
         person = values
     elif username is None:

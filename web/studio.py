@@ -24,12 +24,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from engine import migration, queries, versions
-from engine.assignment import KNOWN_LANES
-from engine.definitions import MAX_FORM_DEPTH, json_depth
-from engine.diagram import instance_diagram
-from engine.errors import EngineError, Invalid, Problem
-from engine.forms import check_schema
+from engine.core.errors import EngineError, Invalid, Problem
+from engine.workflow import migration, queries, versions
+from engine.workflow.assignment import known_lanes
+from engine.workflow.bundles import MAX_FORM_DEPTH, json_depth
+from engine.workflow.diagram import instance_diagram
+from engine.workflow.forms import check_schema
 from web import services
 from web.auth import current_user, login_required, roles_required
 from web.errors import status_of
@@ -153,7 +153,7 @@ def edit(key: str) -> ResponseReturnValue:
                                            draft.forms, services().settings.forms_dir)
     data = {
         "key": key, "filename": draft.filename, "xml": draft.xml, "forms": draft.forms,
-        "base_version": draft.base_version, "lanes": sorted(KNOWN_LANES),
+        "base_version": draft.base_version, "lanes": sorted(known_lanes()),
         "problems": [p.as_dict() for p in problems], "csrf": generate_csrf(),
         "urls": {"validate": url_for("studio.api_validate"), "draft": url_for("studio.api_draft"),
                  "deploy": url_for("studio.api_deploy"), "preview": url_for("studio.api_form_preview")},

@@ -9,10 +9,10 @@ from flask.typing import ResponseReturnValue
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from engine import queries
-from engine.errors import Invalid
-from engine.sandbox import SandboxError
-from engine.sandbox import render_template as render_template_limited
+from engine.core.errors import Invalid
+from engine.workflow import queries
+from engine.workflow.sandbox import SandboxError
+from engine.workflow.sandbox import render_template as render_template_limited
 from web import services
 from web.auth import current_user, login_required
 from web.formrender import parse_form, render_form
@@ -22,7 +22,7 @@ def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
     """A task's instructions with {{ placeholders }} filled from the case data, escaped.
 
     Instructions are written by process owners and may cite case data with {{ }}: they are rendered in a
-    sandbox process (Jinja's sandbox, autoescape) within a time and a length limit (engine.sandbox)."""
+    sandbox process (Jinja's sandbox, autoescape) within a time and a length limit (engine.workflow.sandbox)."""
     if not text:
         return Markup("")
     rendered = text

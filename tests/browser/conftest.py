@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from engine.config import PROJECT_ROOT, Settings
-from engine.db import Database
-from engine.demo import load_demo
-from engine.runtime import Runtime
+from engine.core.config import PROJECT_ROOT, Settings
+from engine.core.db import Database
+from engine.workflow.demo import load_demo
+from engine.workflow.runtime import Runtime
 from tests.conftest import T0, require
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,7 +63,7 @@ class LiveServer:
 def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite database with the demo (people, processes, two cases), built once and copied per test."""
     _check_environment()
-    from engine.clock import CLOCK
+    from engine.core.clock import CLOCK
     from web.cli import upgrade_database
 
     path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from engine.config import PROJECT_ROOT, Settings
-from engine.db import Database
-from engine.demo import deploy_processes, load_people
-from engine.runtime import Runtime
-from engine.secondment import load_host_people
+from engine.core.config import PROJECT_ROOT, Settings
+from engine.core.db import Database
+from engine.policies.secondment.demo import load_host_people
+from engine.workflow.demo import deploy_processes, load_people
+from engine.workflow.runtime import Runtime
 from tests.conftest import require
-from tests.processes.driver import Driver
-from tests.processes.test_secondment_flow import APPLICATION, ENDORSE, FORECAST, started
+from tests.policies.secondment.test_secondment_flow import APPLICATION, ENDORSE, FORECAST, started
+from tests.workflow.driver import Driver
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -158,7 +158,7 @@ def test_mp_0_the_secondment_diagram_imports_into_bpmn_js_without_warnings(regis
         page.set_content("<!doctype html><html><body><div id='canvas' style='width:1600px;height:900px'></div>"
                          "</body></html>")
         page.add_script_tag(path=str(viewer))
-        xml = (PROJECT_ROOT / "processes" / "secondment.bpmn").read_text(encoding="utf-8")
+        xml = (PROJECT_ROOT / "processes" / "secondment" / "secondment.bpmn").read_text(encoding="utf-8")
         result = page.evaluate("""async (xml) => {
             const viewer = new BpmnJS({container: '#canvas'});
             try {

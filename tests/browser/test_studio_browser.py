@@ -13,9 +13,10 @@ from lxml import etree
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from engine.config import PROJECT_ROOT
-from engine.models import AuditEvent, HumanTask, ProcessDefinition
-from engine.validation import SPIFF_NS
+from engine.core.config import PROJECT_ROOT
+from engine.core.models import AuditEvent
+from engine.workflow.models import HumanTask, ProcessDefinition
+from engine.workflow.validation import SPIFF_NS
 from tests.browser.conftest import LiveServer, axe_violations, login
 from tests.conftest import SHARED
 
@@ -182,7 +183,8 @@ def _spiff_elements(xml: str) -> list[tuple[str, str, str]]:
 
 def _round_trip_spiff_extensions(page: Any) -> None:
     """Diagrams with spiffworkflow extensions come out of the modeler with every extension unchanged."""
-    documents = {"pay_progression.bpmn": (PROJECT_ROOT / "processes" / "pay_progression.bpmn").read_text()}
+    diagram = PROJECT_ROOT / "processes" / "pay_progression" / "pay_progression.bpmn"
+    documents = {"pay_progression.bpmn": diagram.read_text()}
     documents.update({f"{p.parent.name}/{p.name}": p.read_text(encoding="utf-8")
                       for p in sorted((SHARED / "conformance" / "spiffarena").glob("*/*.bpmn"))})
     saved = page.evaluate("""async (documents) => {

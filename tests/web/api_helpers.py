@@ -11,9 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 from werkzeug.test import TestResponse
 
-from engine.models import Base, HumanTask, User
-from engine.runtime import Runtime
-from engine.users import issue_token
+from engine.people.models import User
+from engine.people.users import issue_token
+from engine.schema import Base
+from engine.workflow.models import HumanTask
+from engine.workflow.runtime import Runtime
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 INVITE = {"invitation": {"message": "Please make your submission by 30 May."}}

@@ -8,9 +8,9 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine.clock import CLOCK
-from engine.models import Timer
-from engine.runtime import Runtime
+from engine.core.clock import CLOCK
+from engine.workflow.models import Timer
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 
 
@@ -64,8 +64,8 @@ def test_time_travel_moves_the_shared_clock_in_demo_mode(app_org: Runtime) -> No
 
 
 def test_notifications_page(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
-    from engine.assignment import person_by_username
-    from engine.notify import notify
+    from engine.workflow.assignment import person_by_username
+    from engine.workflow.notify import notify
 
     with app_org.db.unit_of_work() as uow:
         person = person_by_username(uow.session, "manager")

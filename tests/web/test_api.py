@@ -13,18 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from engine.clock import CLOCK
-from engine.models import (
-    ApiToken,
-    HumanTask,
-    Leave,
-    Organisation,
-    Person,
-    ProcessDefinition,
-    ProcessInstance,
-    User,
-)
-from engine.runtime import Runtime
+from engine.core.clock import CLOCK
+from engine.people.models import ApiToken, Leave, Organisation, Person, User
+from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.web.api_helpers import (
     DEMO_USERS,
     INVITE,
@@ -336,7 +328,7 @@ def test_owner_deploys_bpmn_as_xml(app: Flask, app_org: Runtime) -> None:
 
 
 def test_deploy_as_multipart_with_any_field_names(app: Flask, app_org: Runtime) -> None:
-    sources = sorted(app_org.settings.processes_dir.glob("*.*mn"))  # the diagram and its decision tables
+    sources = sorted(app_org.settings.processes_dir.glob("pay_progression/*.*mn"))  # the diagram and its tables
     forms = sorted(app_org.settings.forms_dir.glob("*.json"))
     data = {"first": (io.BytesIO(HELLO_BPMN), "hello.bpmn")}
     data.update({f"part{i}": (io.BytesIO(p.read_bytes()), p.name) for i, p in enumerate([*sources, *forms])})
@@ -579,7 +571,7 @@ def test_no_stack_trace_ever(app: Flask, app_org: Runtime) -> None:
 
 
 def test_a_user_without_a_person_record_can_call(app: Flask, app_org: Runtime) -> None:
-    from engine.users import create_user
+    from engine.people.users import create_user
 
     with app_org.db.unit_of_work() as uow:
         create_user(uow.session, "robot", ["hr"], "quiet ferry lantern 2026")
@@ -830,7 +822,7 @@ def test_people_filters(app: Flask, app_org: Runtime, query: str, expected: list
 
 
 def test_people_are_paged_without_gaps_or_repeats(app: Flask, app_org: Runtime) -> None:
-    from engine.users import parse_person, save_person
+    from engine.people.users import parse_person, save_person
 
     api = api_as(app, app_org, "hr")
     with app_org.db.unit_of_work() as uow:  # the CSV import takes usernames beyond ASCII; they page too
@@ -916,8 +908,8 @@ def test_a_task_in_a_parallel_branch_starts_from_its_own_branchs_data(app: Flask
                                                                       client: FlaskClient, auth: Any) -> None:
     """The API's task and the task page prefill the form and fill the instructions from the task's own branch,
     not from the case's one snapshot (which holds whichever branch ran last)."""
-    from tests.engine.test_runtime import deploy_branches
-    from tests.processes.driver import Driver
+    from tests.workflow.driver import Driver
+    from tests.workflow.test_runtime import deploy_branches
 
     deploy_branches(app_org)
     d = Driver(app_org)

@@ -1,6 +1,6 @@
 """Authorization: every API call walked as every demo login; nothing of one employee leaks to another.
 
-The expectations are written out per login (not derived from engine.access), so a change to who may see
+The expectations are written out per login (not derived from engine.workflow.access), so a change to who may see
 what has to change this table too. The web screens must give the same answers as the API.
 """
 
@@ -12,8 +12,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from engine.models import HumanTask, Leave, Person, ProcessDefinition, ProcessInstance
-from engine.runtime import Runtime
+from engine.people.models import Leave, Person
+from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 from tests.web.api_helpers import DEMO_USERS, INVITE, START, Api, api_as, open_task, start_case
 from tests.web.test_api import HELLO_BPMN
@@ -249,7 +250,7 @@ def test_ocpe_lists_the_secondment_cases_it_oversees(app: Flask, app_org: Runtim
 
 def test_a_login_without_a_person_record_lists_only_what_it_started(app: Flask, app_org: Runtime,
                                                                    world: dict[str, int]) -> None:
-    from engine.users import create_user
+    from engine.people.users import create_user
 
     with app_org.db.unit_of_work() as uow:
         create_user(uow.session, "robot", ["staff"], "quiet ferry lantern 2026")

@@ -20,9 +20,10 @@ from hypothesis import given as hypothesis_given
 from schemathesis.generation.modes import GenerationMode
 from sqlalchemy import update
 
-from engine.demo import load_people
-from engine.models import Base, Organisation
-from engine.runtime import Runtime
+from engine.people.models import Organisation
+from engine.schema import Base
+from engine.workflow.demo import load_people
+from engine.workflow.runtime import Runtime
 from tests.web.api_helpers import START, open_task, start_case, token_for
 
 EXAMPLES = 6

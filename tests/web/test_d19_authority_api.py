@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import func, select
 
-from engine.models import ProcessInstance
-from engine.runtime import Runtime
+from engine.workflow.models import ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.web.api_helpers import START, api_as, assert_errors
 
 

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.db import Database
-from engine.models import AuditEvent, HumanTask, ProcessInstance
+from engine.core.db import Database
+from engine.core.models import AuditEvent
+from engine.workflow.models import HumanTask, ProcessInstance
 from tests.conftest import IN_CI, POSTGRES_URL, PROJECT_ROOT, require
 
 NTPSWF = [sys.executable, "-m", "web.cli"]

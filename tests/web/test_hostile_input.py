@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from engine.runtime import Runtime
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 from tests.web.api_helpers import START, api_as, assert_errors, start_case
 
@@ -126,7 +126,7 @@ def test_sec_deep_json_to_the_studio_is_refused_not_a_server_error(app: Flask, a
 def test_sec_a_deeply_nested_form_is_refused_naming_its_task(app: Flask, app_org: Runtime, auth: Auth,
                                                              client: FlaskClient) -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    from tests.engine.test_definitions import process, user_task
+    from tests.workflow.test_definitions import process, user_task
 
     xml = process(user_task('<spiffworkflow:properties><spiffworkflow:property name="formJsonSchemaFilename" '
                             'value="f.json" /></spiffworkflow:properties>'), key="deepf")

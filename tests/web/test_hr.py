@@ -12,11 +12,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine import bulk
-from engine.clock import CLOCK
-from engine.errors import Conflict
-from engine.models import AuditEvent, BulkJob, Leave, Person, ProcessInstance
-from engine.runtime import Runtime
+from engine.core.clock import CLOCK
+from engine.core.errors import Conflict
+from engine.core.models import AuditEvent, BulkJob
+from engine.people.models import Leave, Person
+from engine.policies.pay_progression import cycles as bulk
+from engine.workflow.models import ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 from tests.web.api_helpers import row_counts, start_case
 from web.hr import wait_for_jobs
@@ -210,7 +212,7 @@ def test_annual_cycles_from_the_last_case_not_the_commencement(app_org: Runtime)
 
 
 def _hr(runtime: Runtime) -> object:
-    from tests.processes.driver import Driver
+    from tests.workflow.driver import Driver
 
     return Driver(runtime).user("hr")
 

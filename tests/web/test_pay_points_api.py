@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import delete, func, select
 
-from engine.demo import deploy_processes
-from engine.models import AuditEvent, PayPoint
-from engine.runtime import Runtime
-from engine.users import PersonInput, create_user, save_person
+from engine.core.models import AuditEvent
+from engine.people.models import PayPoint
+from engine.people.users import PersonInput, create_user, save_person
+from engine.workflow.demo import deploy_processes
+from engine.workflow.runtime import Runtime
 from tests.web.api_helpers import START, api_as, assert_errors
 
 SPAO1 = {"points": [{"code": "SPAO1-1", "annual_salary": 120000}, {"code": "SPAO1-2", "annual_salary": 124000},
@@ -51,7 +52,7 @@ def test_d19_1_a_point_people_hold_or_a_running_case_names_cannot_go(app: Flask,
     # a running case names the point `engineer` is on (SPPO1-2), even once nobody holds it
     case = app_org.start(None, "pay_progression", {**START, "employee": "engineer"}, actor="hr")
     with app_org.db.unit_of_work() as uow:
-        from engine.models import Person
+        from engine.people.models import Person
 
         engineer = uow.session.scalars(select(Person).where(Person.username == "engineer")).one()
         engineer.pay_point = "SPPO1-1"

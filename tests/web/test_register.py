@@ -15,14 +15,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from engine.clock import CLOCK
-from engine.models import PlacementSelfIdentification, ProcessInstance, Setting
-from engine.register import SECONDARY, suppress
-from engine.runtime import Runtime
-from engine.secondment import PLACEMENT_SETTINGS, load_host_people, load_secondment_demo
+from engine.core.clock import CLOCK
+from engine.core.models import Setting
+from engine.policies.secondment.demo import load_host_people, load_secondment_demo
+from engine.policies.secondment.models import PlacementSelfIdentification
+from engine.policies.secondment.register import SECONDARY, suppress
+from engine.policies.secondment.settings import PLACEMENT_SETTINGS
+from engine.workflow.models import ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
-from tests.processes.driver import Driver
-from tests.processes.test_secondment_flow import APPLICATION, CONCERN, agreed, apply, plan, started
+from tests.policies.secondment.test_secondment_flow import APPLICATION, CONCERN, agreed, apply, plan, started
+from tests.workflow.driver import Driver
 
 WOMEN_AND_OTHERS = [{"gender": "woman", "age_band": "25_34"}, {"gender": "woman", "age_band": "35_44"},
                     {"gender": "woman"}, {"gender": "woman", "disability": "no"}, {"gender": "woman", "cald": "yes"},

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from werkzeug.routing.converters import NumberConverter
 from werkzeug.test import TestResponse
 
-from engine.models import User
-from engine.runtime import Runtime
+from engine.people.models import User
+from engine.workflow.runtime import Runtime
 from tests.web.api_helpers import start_case
 
 WEB = Path(__file__).resolve().parents[2] / "web"

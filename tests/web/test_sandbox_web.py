@@ -16,12 +16,12 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from engine.config import Settings
-from engine.runtime import Runtime
-from engine.scripts import RestrictedEnvironment
+from engine.core.config import Settings
+from engine.workflow.runtime import Runtime
+from engine.workflow.scripts import RestrictedEnvironment
 from tests.conftest import Auth
-from tests.engine.test_sandbox import LONG_C_CALL
 from tests.web.api_helpers import token_for
+from tests.workflow.test_sandbox import LONG_C_CALL
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}"
 SLOW = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -53,7 +53,8 @@ def limited_app(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
 
 
 def _deploy(runtime: Runtime, xml: str) -> None:
-    from engine.definitions import deploy, read_bundle
+    from engine.workflow.bundles import read_bundle
+    from engine.workflow.definitions import deploy
 
     with runtime.db.unit_of_work() as uow:
         deploy(uow.session, read_bundle({"slow.bpmn": xml.encode()}, None), "test")
@@ -115,7 +116,7 @@ def test_sec_instructions_that_would_not_end_are_stopped_on_the_task_page(limite
     load_people(runtime)
     deploy_processes(runtime)
     _deploy(runtime, SLOW.replace(LONG_C_CALL, "done = True"))
-    from tests.processes.driver import Driver
+    from tests.workflow.driver import Driver
 
     d = Driver(runtime)
     case = runtime.start(d.user("hr"), "slow_script", {})

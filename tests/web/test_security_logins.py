@@ -11,11 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine.clock import CLOCK
-from engine.config import Settings
-from engine.models import AuditEvent, LoginSession, User
-from engine.people_import import import_people
-from engine.runtime import Runtime
+from engine.core.clock import CLOCK
+from engine.core.config import Settings
+from engine.core.models import AuditEvent
+from engine.people.csv_import import import_people
+from engine.people.models import LoginSession, User
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 from tests.web.api_helpers import api_as, assert_errors
 

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessDraft, ProcessInstance
-from engine.runtime import Runtime
+from engine.core.models import AuditEvent
+from engine.workflow.models import HumanTask, ProcessDefinition, ProcessDraft, ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
-from tests.engine.test_migration import edited
+from tests.workflow.test_migration import edited
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
 SMALL = """<?xml version="1.0" encoding="UTF-8"?>
@@ -271,7 +272,7 @@ def test_migrate_page_previews_and_moves_cases(client: FlaskClient, app_org: Run
     blocked = app_org.start(None, "pay_progression", {**START, "employee": "engineer"}, actor="hr")
     with app_org.db.read() as s:
         task = s.scalars(select(HumanTask).where(HumanTask.instance_id == blocked, HumanTask.state == "open")).one()
-    from tests.processes.driver import Driver
+    from tests.workflow.driver import Driver
 
     Driver(app_org).complete(blocked, task.name, "supervisor", {"invitation": {"message": "Please submit."}})
     auth.login("owner")

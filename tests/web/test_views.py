@@ -8,9 +8,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from engine.config import Settings
-from engine.models import HumanTask, ProcessInstance
-from engine.runtime import Runtime
+from engine.core.config import Settings
+from engine.workflow.models import HumanTask, ProcessInstance
+from engine.workflow.runtime import Runtime
 from tests.conftest import Auth
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}

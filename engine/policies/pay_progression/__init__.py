@@ -1,0 +1,1 @@
+"""policies/pay_progression"""

@@ -1,0 +1,112 @@
+"""Notifications: an in-app list, and e-mail sent from an outbox after the transaction commits.
+
+Writing the notice in the same transaction as the change that caused it, and mailing it afterwards,
+means no one is ever e-mailed about something that was rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.core.clock import CLOCK
+from engine.core.config import Settings
+from engine.core.db import Database
+from engine.people.models import Person, User
+from engine.workflow.assignment import ceo_office_members, needs_appointment
+from engine.workflow.models import Notification
+
+log = logging.getLogger(__name__)
+
+
+def group_members(session: Session, group: str) -> list[Person]:
+    """The people behind a task group: HR and OCPE by login role; ``ceo:<organisation>`` that organisation's CEO
+    and delegates; a task waiting for an appointment (``appointment[:<organisation>]``) HR and that CEO's office,
+    who may appoint."""
+    kind, _, organisation = group.partition(":")
+    if kind == "ceo":
+        return ceo_office_members(session, int(organisation)) if organisation.isdigit() else []
+    if needs_appointment(group):
+        office = ceo_office_members(session, int(organisation)) if organisation.isdigit() else []
+        return [*group_members(session, "hr"), *office]
+    people = []
+    for user in session.scalars(select(User).where(User.active.is_(True), User.person_id.is_not(None))):
+        if group in user.roles and user.person is not None:
+            people.append(user.person)
+    return people
+
+
+def notify(session: Session, people: Iterable[Person], subject: str, body: str, instance_id: int | None) -> int:
+    """Queue a notice to each person (once each); returns how many were queued."""
+    seen: set[int] = set()
+    for person in people:
+        if person.id in seen:
+            continue
+        seen.add(person.id)
+        session.add(Notification(person_id=person.id, instance_id=instance_id, at=CLOCK.now(), subject=subject,
+                                 body=body, read_at=None, emailed=False))
+    return len(seen)
+
+
+def send_pending(db: Database, settings: Settings, limit: int = 100) -> int:
+    """Send queued notices by SMTP (NTPSWF_SMTP_URL); without it they stay in-app only."""
+    if not settings.smtp_url:
+        return 0
+    sent = 0
+    with db.unit_of_work() as uow:
+        rows = list(uow.session.scalars(select(Notification).where(Notification.emailed.is_(False))
+                                        .order_by(Notification.id).limit(limit)))
+        if not rows:
+            return 0
+        try:
+            with _smtp(settings.smtp_url) as smtp:
+                for row in rows:
+                    person = uow.session.get(Person, row.person_id)
+                    if person is None or not person.email:
+                        row.emailed = True
+                        continue
+                    msg = EmailMessage()
+                    msg["From"] = settings.mail_from
+                    msg["To"] = person.email
+                    msg["Subject"] = row.subject
+                    msg.set_content(row.body)
+                    smtp.send_message(msg)
+                    row.emailed = True
+                    sent += 1
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("sending notifications failed (will retry): %s", exc)
+        uow.commit()
+    return sent
+
+
+def _smtp(url: str) -> smtplib.SMTP:
+    """smtp://user:pass@host:port or smtps://... (STARTTLS with ?starttls=1)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port
+    if parts.scheme == "smtps":
+        conn: smtplib.SMTP = smtplib.SMTP_SSL(host, port or 465, timeout=10)
+    else:
+        conn = smtplib.SMTP(host, port or 25, timeout=10)
+        if "starttls=1" in (parts.query or ""):
+            conn.starttls()
+    if parts.username:
+        conn.login(unquote(parts.username), unquote(parts.password or ""))
+    return conn
+
+
+def mark_all_read(db: Database, person_id: int) -> int:
+    """Mark a person's unread notices read; returns how many."""
+    count = 0
+    with db.unit_of_work() as uow:
+        for row in uow.session.scalars(select(Notification).where(Notification.person_id == person_id,
+                                                                  Notification.read_at.is_(None))):
+            row.read_at = CLOCK.now()
+            count += 1
+        uow.commit()
+    return count

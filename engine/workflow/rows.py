@@ -1,0 +1,127 @@
+"""How the runtime reads and writes a case's rows: prepared statements built once (a hot path), versioned updates
+that refuse a lost update, and row locks that queue writers of one case."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    TimerEventDefinition,
+)
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from engine.core.errors import Conflict
+from engine.core.models import Base, table_of
+from engine.workflow.definitions import SPECS
+from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
+
+# ---------------------------------------------------------------------- helpers
+#
+# The hot path writes with single Core statements and records what it wrote as the objects' committed
+# state, so the ORM has nothing left to flush: its unit of work costs more than the statements themselves.
+
+
+def write_instance(session: Session, row: ProcessInstance, values: dict[str, Any]) -> None:
+    """UPDATE a case row guarded by its `lock_version` (a concurrent writer -> Conflict, nothing written)."""
+    version = row.lock_version
+    result = session.connection().execute(
+        _VERSIONED_UPDATE, {"row_id": row.id, "row_version": version, "lock_version": version + 1, **values})
+    if result.rowcount != 1:
+        raise Conflict("the case was changed by someone else at the same time; reload and try again")
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    set_committed_value(row, "lock_version", version + 1)
+
+
+def insert_case(session: Session, draft: ProcessInstance, values: dict[str, Any]) -> ProcessInstance:
+    """INSERT a new case (drafted by start) with its first state; the persistent row that replaces the draft."""
+    columns = {c.key: getattr(draft, c.key) for c in _INSTANCE.columns if c.key != "id"}
+    columns.update(values, error=None, lock_version=1)
+    row = insert_row(session, ProcessInstance, **columns)
+    set_committed_value(row, "definition", draft.definition)
+    return row
+
+
+def write_row(session: Session, obj: Any, **values: Any) -> None:
+    """UPDATE one row by primary key with a Core statement and record the values as its committed state."""
+    table = type(obj).__table__
+    stmt = _UPDATES.get(table)
+    if stmt is None:
+        stmt = _UPDATES[table] = update(table).where(table.c.id == bindparam("row_id"))
+    session.connection().execute(stmt, {"row_id": obj.id, **values})
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
+def insert_row(session: Session, model: type[_T], **values: Any) -> _T:
+    """INSERT one row with a Core statement and return it as a persistent object of the session.
+
+    `values` must name every column but the key: a column left out would be loaded again on first read.
+    """
+    table = table_of(model)
+    stmt = _INSERTS.get(table)
+    if stmt is None:
+        stmt = _INSERTS[table] = insert(table).returning(table.c.id)
+    ident = session.connection().execute(stmt, values).scalar_one()
+    obj = model(id=ident, **values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+# Statements built once: their values come as parameters, so SQLAlchemy's compiled cache always hits.
+_INSTANCE = table_of(ProcessInstance)
+_VERSIONED_UPDATE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id"),
+                                            _INSTANCE.c.lock_version == bindparam("row_version"))
+# A case holding its row lock (PostgreSQL; SQLite's write transaction is exclusive), and a task with its case so.
+_LOCK_CASE = (select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
+              .with_for_update().execution_options(populate_existing=True))
+_SNAPSHOT = _INSTANCE.alias("snapshot")
+#: The task and its case, the case locked; with the case's lock_version as the statement's snapshot saw it (an
+#: unlocked second read of the row), which differs from the locked row's when a writer committed in between.
+TASK_AND_CASE = (select(HumanTask, ProcessInstance,
+                         select(_SNAPSHOT.c.lock_version).where(_SNAPSHOT.c.id == HumanTask.instance_id)
+                         .scalar_subquery())
+                  .join(HumanTask.instance)
+                  .where(HumanTask.id == bindparam("task_id"))
+                  .with_for_update(of=_INSTANCE).execution_options(populate_existing=True))
+_DEFINITIONS = table_of(ProcessDefinition)
+LATEST_ID = (select(_DEFINITIONS.c.id).where(_DEFINITIONS.c.key == bindparam("key"))
+              .order_by(_DEFINITIONS.c.version.desc()).limit(1))
+_TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
+_UPDATES: dict[Any, Any] = {}
+_INSERTS: dict[Any, Any] = {}
+
+
+def lock_instance(session: Session, instance_id: int) -> ProcessInstance | None:
+    """Load a case holding its row lock (PostgreSQL), so writers of one case queue instead of colliding.
+
+    Two people completing the two branches of a parallel gateway then both succeed, one after the
+    other, on the current state. SQLite's write transaction is already exclusive. The optimistic
+    `lock_version` stays as the guard for any writer that does not take the lock.
+    """
+    return session.scalars(_LOCK_CASE, {"instance_id": instance_id}).first()
+
+
+_T = TypeVar("_T", bound=Base)
+DEFINITION_COLUMNS = tuple(table_of(ProcessDefinition).columns)
+
+
+_TIMER_SPECS: dict[int, bool] = {}
+
+
+def uses_timers(row: ProcessInstance) -> bool:
+    """Whether the case's process (or a subprocess of it) has any timer event; cached per parsed spec."""
+    parsed = SPECS.get(row.definition)
+    key = id(parsed.spec)
+    if key not in _TIMER_SPECS:
+        specs = [parsed.spec, *(s for s in parsed.subprocess_specs.values() if s is not None)]
+        _TIMER_SPECS[key] = any(isinstance(getattr(ts, "event_definition", None), TimerEventDefinition)
+                                for spec in specs for ts in spec.task_specs.values())
+    return _TIMER_SPECS[key]
+
+
+def timer_rows(session: Session, instance_id: int) -> list[Timer]:
+    return list(session.scalars(_TIMERS_OF_CASE, {"instance_id": instance_id}))

@@ -1,0 +1,509 @@
+"""The runtime: the one service through which every change to a case goes (start, complete a task, cancel, change
+its data, fire its timers), each in one transaction with its audit trail, task rows, timers and policy hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from engine.core.audit import audit
+from engine.core.clock import CLOCK
+from engine.core.config import Settings
+from engine.core.db import Database
+from engine.core.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
+from engine.core.text import strip_unsafe_values
+from engine.people.models import User
+from engine.workflow import serialization
+from engine.workflow.access import may_start, may_view_instance
+from engine.workflow.assignment import (
+    may_work,
+    performers,
+    person_by_username,
+    resolve_lane,
+    separate_from,
+    separation_problem,
+)
+from engine.workflow.casedata import apply_data_changes, case_data, json_size, task_context
+from engine.workflow.definitions import SPECS
+from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind
+from engine.workflow.forms import validate
+from engine.workflow.helpers import script_helpers
+from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
+from engine.workflow.notify import group_members, notify
+from engine.workflow.registry import REGISTRY, load_policies
+from engine.workflow.rows import (
+    DEFINITION_COLUMNS,
+    LATEST_ID,
+    TASK_AND_CASE,
+    insert_case,
+    insert_row,
+    lock_instance,
+    timer_rows,
+    uses_timers,
+    write_instance,
+    write_row,
+)
+from engine.workflow.scripts import ScriptError, make_script_engine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FIRE_IN_BATCH", "Loaded", "Runtime"]
+
+SYSTEM = "system"
+TIMER_ACTOR = "timer"
+
+
+@dataclass
+class Loaded:
+    """An instance row with its restored workflow.
+
+    `open_tasks` are the ids of the workflow's ready human tasks when it was loaded; the case's open task
+    rows are exactly these (every save keeps them in step), so a save only has to look at the rows when
+    one of them has gone. None means unknown: the save then reads the rows.
+    """
+
+    row: ProcessInstance
+    workflow: BpmnWorkflow
+    open_tasks: frozenset[str] | None = None
+    completed: frozenset[str] = frozenset()
+    started: dict[str, Any] | None = None  # a new case: the detail of its "started" event
+
+
+class Runtime:
+    """The engine's service layer: every state change to a case goes through one of these methods."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        # Deployed versions by id (detached copies); per Runtime, so per database.
+        self._definitions: dict[int, ProcessDefinition] = {}
+        load_policies(self.settings)
+
+    # ------------------------------------------------------------------ services
+
+    def start(self, user: User | None, process_key: str, data: dict[str, Any], actor: str | None = None) -> int:
+        """Start the newest version of a process with `data`; returns the instance id."""
+        actor = actor or (user.username if user else SYSTEM)
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            definition = self.latest_definition(session, process_key)
+            if definition is None:
+                raise NotFound(f"no process is deployed with the key '{process_key}'",
+                               [Problem(f"no process '{process_key}' is deployed", field="process")])
+            if not isinstance(data, dict):
+                raise Invalid("data must be an object", [Problem("must be an object", field="data")])
+            if user is not None and not may_start(session, user, process_key, data):
+                raise Forbidden("you may not start this case")
+            self._check_task_size(data)
+            data = strip_unsafe_values(dict(data))
+            guards = REGISTRY.hooks_for(process_key).before_start
+            if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
+                raise Invalid("this process takes no appointments at its start", [Problem(
+                    "this process takes no appointments at its start", field="assign")])
+            for guard in guards:
+                data = guard(session, user, actor, data)
+            for prepare in REGISTRY.hooks_for(process_key).prepare:  # the process's starter, when it has one
+                data = prepare(session, data, self.settings)
+            parsed = SPECS.get(definition)
+            # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
+            wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,
+                              script_engine=self._script_engine(session, definition.key))
+            start_task = wf.get_tasks(spec_name="Start")[0]
+            start_task.data.update(data)
+            now = CLOCK.now()
+            subject = person_by_username(session, REGISTRY.subject_name(definition.key, data))
+            row = ProcessInstance(
+                definition_id=definition.id, process_key=definition.key, status="running",
+                title=_title(definition, subject.name if subject else None), subject_id=subject.id if subject else None,
+                data={}, serialized="", started_at=now, started_by=actor, updated_at=now,
+            )
+            row.definition = definition
+            started = {"process": definition.key, "version": definition.version, "data": data}
+            # The row is inserted with its first state by the save (one INSERT); it has no task rows yet.
+            loaded = Loaded(row, wf, frozenset(), started=started)
+            self._run(session, loaded, actor)
+            uow.commit()
+            return loaded.row.id
+
+    def complete_task(self, user: User, task_id: int, data: dict[str, Any]) -> int:
+        """Complete an open user task with the form data; returns the instance id."""
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            found = session.execute(TASK_AND_CASE, {"task_id": task_id}).first()
+            if found is None:
+                raise NotFound("no such task")
+            task, row, seen_version = found
+            if row.lock_version != seen_version:
+                # PostgreSQL: a writer changed the case between this statement's snapshot and our lock. The lock
+                # gave us the case as it is now, but the task row is still the snapshot's, so read it again.
+                # Every change to a case's tasks bumps its lock_version (they are written with the case, by
+                # save(), under its lock), so equal versions mean the task row is current too. (SQLite holds the
+                # database's write lock before it reads: there the versions are always equal.)
+                session.refresh(task)
+            if not may_work(session, user, task):
+                if may_view_instance(session, user, row):
+                    raise Forbidden("this task is assigned to someone else")
+                raise NotFound("no such task")
+            if task.state != "open":
+                raise Conflict(f"the task '{task.title}' is no longer open (it is {task.state})")
+            loaded = self.load(session, row)
+            spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
+            if spiff_task is None or spiff_task.state != TaskState.READY:
+                raise Conflict(f"the task '{task.title}' is no longer open")
+            separated = separation_problem(session, user, row.id, separate_from(spiff_task.task_spec))
+            if separated is not None:
+                raise Forbidden(separated)
+            clean = self._form_data(loaded.row.definition, task, data)
+            for hook in REGISTRY.hooks_for(loaded.row.process_key).on_complete:
+                clean = hook(session, loaded.row, task, clean, user.username)
+            spiff_task.set_data(**clean)
+            try:
+                spiff_task.run()
+            except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
+                raise _script_failure(exc, task.name) from exc
+            now = CLOCK.now()
+            write_row(session, task, state="completed", completed_at=now, completed_by=user.username)
+            loaded.completed = frozenset({task.spiff_task_id})
+            audit(session, loaded.row.id, user.username, "task_completed", task=task.name, title=task.title,
+                  lane=task.lane, clause=task.clause, data=clean)
+            self._run(session, loaded, user.username)
+            uow.commit()
+            return loaded.row.id
+
+    def cancel(self, user: User, instance_id: int, reason: str) -> None:
+        """Cancel a running case: its open tasks and timers close, and the reason is recorded."""
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            row = lock_instance(session, instance_id)
+            if row is None or not may_view_instance(session, user, row):
+                raise NotFound("no such case")
+            if not user.has_role("admin", "hr") and row.started_by != user.username:
+                raise Forbidden("only HR, an administrator or the person who started a case may cancel it")
+            if row.status != "running":
+                raise Conflict(f"the case is {row.status}, not running")
+            if not reason.strip():
+                raise Invalid("a reason is required", [Problem("a reason is required", field="reason")])
+            loaded = self.load(session, row)
+            loaded.workflow.cancel()
+            row.status, row.ended_at = "cancelled", CLOCK.now()
+            audit(session, row.id, user.username, "cancelled", reason=reason.strip())
+            self.save(session, loaded, user.username)
+            uow.commit()
+
+    def update_case_data(self, actor: str, instance_id: int, changes: dict[str, Any], reason: str) -> None:
+        """Change case data that dates hang on (D19-9d) and move the waiting timers and due dates with it."""
+        with self.db.unit_of_work() as uow:
+            row = self.lock_running_case(uow.session, instance_id)
+            self.change_case_data(uow.session, actor, row, changes, reason)
+            uow.commit()
+
+    def lock_running_case(self, session: Session, instance_id: int) -> ProcessInstance:
+        """The case, locked in this transaction, for a change computed from its data as it is now (not as a read
+        before the lock saw it, which a concurrent change could have overtaken)."""
+        row = lock_instance(session, instance_id)
+        if row is None:
+            raise NotFound("no such case")
+        if row.status != "running":
+            raise Conflict(f"the case is {row.status}, not running")
+        return row
+
+    def change_case_data(self, session: Session, actor: str, row: ProcessInstance, changes: dict[str, Any],
+                         reason: str) -> None:
+        """update_case_data in the caller's transaction, on a case it holds (lock_running_case); no commit."""
+        loaded = self.load(session, row)
+        apply_data_changes(loaded.workflow, changes)
+        loaded.workflow.refresh_timers()
+        before = {k: row.data.get(k) for k in changes}
+        audit(session, row.id, actor, "retimed", reason=reason, before=before, after=changes)
+        self._run(session, loaded, actor)
+        for task in session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == row.id, HumanTask.state == "open")):
+            spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
+            ext = getattr(spiff_task.task_spec, "extensions", None) or {}
+            props = ext.get("properties", {})
+            task.due_at = self._due_at(spiff_task, props.get("dueAt"), task.created_at)
+            # The reminder moves with the due date (one already past is not sent again: remind_at gives None).
+            task.remind_at = remind_at(task.due_at, props.get("remindBefore"))
+            task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
+
+    def fire_timers(self, instance_id: int) -> int:
+        """Let the instance's due timers fire; returns how many timer rows were fired.
+
+        On its own this is one transaction. While the timer service fires a claimed batch (FIRE_IN_BATCH is
+        set), the case is fired by the batch instead, in the batch's one transaction (in a savepoint of its own
+        when the batch is run again because a case failed).
+        """
+        in_batch = FIRE_IN_BATCH.get()
+        if in_batch is not None:
+            return in_batch(instance_id)
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            row = lock_instance(session, instance_id)
+            if row is None or row.status != "running":
+                return 0
+            fired = self.fire_locked(session, row, timer_rows(session, row.id))
+            uow.commit()
+            return fired
+
+    def fire_locked(self, session: Session, row: ProcessInstance, timer_rows: list[Timer]) -> int:
+        """Fire a running case's due timers in the caller's transaction (no commit); returns timer rows fired.
+
+        The caller holds the case (`lock_instance`, or the batch's ordered lock) and read `timer_rows`, the
+        case's waiting and claimed timer rows (others may be included; they are ignored), after taking it.
+        """
+        loaded = self.load(session, row)
+        now = CLOCK.now()
+        before = [(t, t.due_at) for t in timer_rows if t.state in ("waiting", "claimed") and t.due_at < now]
+        loaded.workflow.refresh_timers()
+        self._run(session, loaded, TIMER_ACTOR, timer_rows)
+        # Gone, or (a cycle) moved on to its next due time: either way it fired.
+        fired = [(t, due) for t, due in before if t.state != "waiting" or t.due_at != due]
+        for t, due in fired:
+            audit(session, row.id, TIMER_ACTOR, "timer_fired", element=t.element, name=t.name,
+                  due_at=due.isoformat())
+        return len(fired)
+
+    # ------------------------------------------------------------------ internals
+
+    def _script_engine(self, session: Session, process_key: str) -> Any:
+        helpers = {**script_helpers(session, self.settings), **REGISTRY.helpers(process_key, session, self.settings)}
+        return make_script_engine(helpers,
+                                  time_limit_seconds=self.settings.script_time_limit_seconds,
+                                  memory_mb=self.settings.script_memory_mb)
+
+    def load(self, session: Session, row: ProcessInstance) -> Loaded:
+        """Restore a case's workflow with its cached spec and a fresh restricted script engine."""
+        parsed = SPECS.get(self.definition_of(session, row))
+        wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
+        wf.script_engine = self._script_engine(session, row.process_key)
+        ready = frozenset(str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True))
+        return Loaded(row, wf, ready if row.status == "running" else None)
+
+    def definition_of(self, session: Session, row: ProcessInstance) -> ProcessDefinition:
+        """The case's definition row, from this process's copy when it has one (a deployed version never
+        changes, so it is read once per process, not once per call)."""
+        if "definition" not in inspect(row).unloaded:
+            return row.definition
+        definition = self._definition(session, row.definition_id, row.process_key)
+        if definition is None:  # cannot happen: the foreign key holds it
+            raise NotFound(f"case {row.id} has no definition")
+        set_committed_value(row, "definition", definition)
+        return definition
+
+    def latest_definition(self, session: Session, key: str) -> ProcessDefinition | None:
+        """The newest version of a process (its id is read; its row comes from this process's copy)."""
+        ident = session.connection().execute(LATEST_ID, {"key": key}).scalar()
+        return None if ident is None else self._definition(session, ident, key)
+
+    def _definition(self, session: Session, ident: int, key: str) -> ProcessDefinition | None:
+        cached = self._definitions.get(ident)
+        if cached is not None and cached.key == key:
+            return session.merge(cached, load=False)
+        definition = session.get(ProcessDefinition, ident)
+        if definition is None or definition.key != key:
+            return None
+        copy = ProcessDefinition(**{c.key: getattr(definition, c.key) for c in DEFINITION_COLUMNS})
+        make_transient_to_detached(copy)
+        self._definitions[ident] = copy
+        return definition
+
+    def _check_task_size(self, data: dict[str, Any]) -> None:
+        """Refuse submitted or start data larger than the setting (422 naming `data`)."""
+        limit = self.settings.task_data_limit_bytes
+        if (size := json_size(data)) > limit:
+            raise Invalid("the data is too large", [Problem(
+                f"{size:,} bytes; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
+
+    def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any) -> dict[str, Any]:
+        """Validate submitted data against the task's form; keep only the fields the form defines."""
+        if not isinstance(data, dict):
+            raise Invalid("data must be an object", [Problem("must be an object", field="data")])
+        self._check_task_size(data)
+        if task.form is None:
+            return {}
+        schema = definition.forms.get(task.form) or {}
+        errors = validate(schema, data)
+        if errors:
+            raise Invalid("the form has errors", [Problem(m, field=f or None) for f, ms in errors.items() for m in ms])
+        allowed = set((schema.get("properties") or {}).keys())
+        # Never let a form set keys it does not declare (outcome, assign, employee...); free text is shown to
+        # other people, so it loses control and text-direction characters (engine.core.text).
+        return {k: strip_unsafe_values(v) for k, v in data.items() if k in allowed}
+
+    def _run(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
+        try:
+            loaded.workflow.do_engine_steps()
+        except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
+            raise _script_failure(exc, None) from exc
+        with session.no_autoflush:  # one flush at commit instead of one per query
+            self.save(session, loaded, actor, timer_rows)
+
+    def save(self, session: Session, loaded: Loaded, actor: str, timer_rows: list[Timer] | None = None) -> None:
+        """Write the workflow, its data snapshot, task rows, timer rows and hooks' changes (no commit)."""
+        wf, row = loaded.workflow, loaded.row
+        now = CLOCK.now()
+        ready = wf.get_tasks(state=TaskState.READY, manual=True)
+        data = case_data(wf, ready)
+        serialized = serialization.dumps(wf)
+        # The serialized workflow holds the data: only a workflow larger than the limit can hold data that is.
+        if len(serialized) > self.settings.case_data_limit_bytes:
+            self._check_case_size(data, wf)
+        values: dict[str, Any] = {"data": data, "serialized": serialized,
+                                  "updated_at": now, "status": row.status, "ended_at": row.ended_at}
+        finished = wf.is_completed() and row.status == "running"
+        if finished:
+            values["status"], values["ended_at"] = "completed", now
+        if inspect(row).key is None:  # a new case: one INSERT with its first state
+            loaded.row = row = insert_case(session, row, values)
+        else:
+            write_instance(session, row, values)
+        if loaded.started is not None:
+            audit(session, row.id, row.started_by, "started", **loaded.started)
+            loaded.started = None
+        if finished:
+            audit(session, row.id, actor, "completed", outcome=row.data.get("outcome"))
+        self._sync_tasks(session, loaded, actor, ready)
+        self._sync_timers(session, loaded, timer_rows)
+        for hook in REGISTRY.hooks_for(row.process_key).after_save:
+            hook(session, row, actor, self.settings)
+
+    def _check_case_size(self, data: dict[str, Any], wf: BpmnWorkflow) -> None:
+        """Refuse a step that would leave the case's data larger than the setting (nothing is written)."""
+        limit = self.settings.case_data_limit_bytes
+        size = json_size(data)
+        if size > limit:
+            last = wf.last_task.task_spec if wf.last_task is not None else None
+            element = getattr(last, "bpmn_id", None) or getattr(last, "name", None)
+            raise Invalid("the case data would be too large", [Problem(
+                f"this step would make the case's data {size:,} bytes; the limit is {limit:,} "
+                "(NTPSWF_CASE_DATA_LIMIT_BYTES)", element=element)])
+
+    def _sync_tasks(self, session: Session, loaded: Loaded, actor: str, ready_tasks: list[Any]) -> None:
+        row = loaded.row
+        ready = {} if row.status != "running" else {str(t.id): t for t in ready_tasks}
+        if loaded.open_tasks is not None and loaded.open_tasks - loaded.completed <= ready.keys():
+            open_ids: set[str] | dict[str, HumanTask] = set(loaded.open_tasks - loaded.completed)  # none gone
+        else:
+            # Re-check the state in Python: rows changed earlier in this unit of work are not flushed yet.
+            open_ids = open_rows = {t.spiff_task_id: t for t in session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == row.id, HumanTask.state == "open")) if t.state == "open"}
+            for tid, task_row in open_rows.items():
+                if tid not in ready:
+                    task_row.state = "cancelled"
+                    task_row.completed_at = CLOCK.now()
+        for tid, spiff_task in ready.items():
+            if tid in open_ids:
+                continue
+            task = self._open_task(session, row, spiff_task, actor)
+            for hook in REGISTRY.hooks_for(row.process_key).on_task_opened:
+                hook(session, row, task, self.settings)
+
+    def _open_task(self, session: Session, row: ProcessInstance, spiff_task: Any, actor: str) -> HumanTask:
+        spec = spiff_task.task_spec
+        ext = getattr(spec, "extensions", None) or {}
+        props = ext.get("properties", {})
+        separated = separate_from(spec)
+        exclude = performers(session, row.id, separated) if separated else set()
+        assignment = resolve_lane(session, row.process_key, spec.lane, spiff_task.data, row.started_by, exclude)
+        task = insert_row(
+            session, HumanTask,
+            instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
+            title=spec.bpmn_name or spec.bpmn_id, lane=spec.lane,
+            assignee_id=assignment.person.id if assignment.person else None, assigned_group=assignment.group,
+            state="open", form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
+            clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
+            created_at=CLOCK.now(), due_at=(due := self._due_at(spiff_task, props.get("dueAt"))),
+            completed_at=None, completed_by=None, escalated_at=None,
+            remind_at=remind_at(due, props.get("remindBefore")),
+            context=task_context(row.definition, props.get("formJsonSchemaFilename"),
+                                 ext.get("instructionsForEndUser"), spiff_task.data),
+        )
+        audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=task.title, lane=spec.lane,
+              assignee=assignment.person.username if assignment.person else None, group=assignment.group,
+              note=assignment.note, due_at=task.due_at.isoformat() if task.due_at else None)
+        if assignment.needs_appointment:  # it never falls to someone without the authority: it waits, and says so
+            audit(session, row.id, actor, "needs_appointment", task=spec.bpmn_id, title=task.title, lane=spec.lane,
+                  reason=assignment.note)
+            notify(session, group_members(session, assignment.group or ""), f"Needs an appointment: {task.title}",
+                   f"{row.title}: {assignment.note}. Appoint someone to the {spec.lane} role from the case's page.",
+                   row.id)
+        return task
+
+    def _due_at(self, spiff_task: Any, expression: str | None, opened: datetime | None = None) -> datetime | None:
+        """A task's due time from its `dueAt` property: an expression giving a date, an ISO datetime or an
+        ISO 8601 duration counted from when the task opened (`P14D`, `"PT4H"`, `"P1M"`).
+
+        A date means "by the end of that day" in the organisation's time zone.
+        """
+        if not expression:
+            return None
+        literal = expression.strip().strip("'\"")
+        if ISO_DURATION.fullmatch(literal):  # a literal duration, quoted or not
+            value: Any = literal
+        else:
+            try:
+                value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
+            except Exception as exc:  # a bad expression must not block the case; it is logged and audited
+                log.warning("dueAt of %s failed: %s", spiff_task.task_spec.bpmn_id, exc)
+                return None
+        return due_from_value(value, self.settings.timezone, opened or CLOCK.now())
+
+    def _sync_timers(self, session: Session, loaded: Loaded, rows: list[Timer] | None = None) -> None:
+        wf, row = loaded.workflow, loaded.row
+        if rows is None and not uses_timers(row):
+            return  # a process without timer events never has timer rows: nothing to look at
+        waiting: dict[str, tuple[Any, datetime, str]] = {}
+        if row.status == "running":
+            for t in wf.get_tasks(state=TaskState.WAITING):
+                event = getattr(t.task_spec, "event_definition", None)
+                if not isinstance(event, TimerEventDefinition):
+                    continue
+                due = timer_due(event, t)
+                if due is not None:
+                    waiting[str(t.id)] = (t, due, timer_kind(event))
+        rows = timer_rows(session, row.id) if rows is None else rows
+        existing = {t.spiff_task_id: t for t in rows if t.state in ("waiting", "claimed")}
+        for tid, timer_row in existing.items():
+            if tid not in waiting:
+                write_row(session, timer_row, state="fired" if timer_row.due_at <= CLOCK.now() else "closed",
+                          claimed_until=None)
+        for tid, (t, due, kind) in waiting.items():
+            current = existing.get(tid)
+            if current is None:
+                insert_row(session, Timer, instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
+                           name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due,
+                           state="waiting", attempts=0, claimed_until=None, claimed_by=None, last_error=None)
+            elif (current.due_at, current.state, current.claimed_until) != (due, "waiting", None):
+                write_row(session, current, due_at=due, state="waiting", claimed_until=None)
+
+
+#: Set (per thread/context) by the timer service while it fires a claimed batch in one transaction: how
+#: `fire_timers` fires a case there (engine.workflow.timers._Batch.fire). None: each call is its own transaction.
+FIRE_IN_BATCH: ContextVar[Callable[[int], int] | None] = ContextVar("ntpswf_fire_in_batch", default=None)
+
+
+def _title(definition: ProcessDefinition, subject_name: str | None) -> str:
+    return f"{definition.name} — {subject_name}" if subject_name else definition.name
+
+
+def _script_failure(exc: Exception, element: str | None) -> EngineError:
+    spec = getattr(getattr(exc, "task", None), "task_spec", None) or getattr(exc, "task_spec", None)
+    where = getattr(spec, "bpmn_id", None) or element
+    message = getattr(exc, "error_msg", None) or str(exc)
+    return Invalid(f"the process could not continue at {where}: {message}",
+                   [Problem(f"the process could not continue: {message}", element=where)])
