@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
@@ -132,8 +132,10 @@ def _collect(error: Any, out: dict[str, list[str]]) -> None:
             out[field].append(message)
 
 
-def validate(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, list[str]]:
-    """Validate data against the schema; returns {field_path: [messages]}, {} when valid."""
+def validate(schema: dict[str, Any], data: dict[str, Any], case: Mapping[str, Any] | None = None
+             ) -> dict[str, list[str]]:
+    """Validate data against the schema; returns {field_path: [messages]}, {} when valid. `case` is the case's data
+    as the task sees it (for rules that compare a field with a case value)."""
     out: dict[str, list[str]] = {}
     cls = validator_for(schema, default=_DEFAULT)
     try:

@@ -4,7 +4,7 @@ its data, fire its timers), each in one transaction with its audit trail, task r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,7 +168,7 @@ class Runtime:
             separated = separation_problem(session, user, row.id, separate_from(spiff_task.task_spec))
             if separated is not None:
                 raise Forbidden(separated)
-            clean = self._form_data(loaded.row.definition, task, data)
+            clean = self._form_data(loaded.row.definition, task, data, spiff_task.data)
             for hook in REGISTRY.hooks_for(loaded.row.process_key).on_complete:
                 clean = hook(session, loaded.row, task, clean, user.username)
             spiff_task.set_data(**clean)
@@ -329,15 +329,17 @@ class Runtime:
             raise Invalid("the data is too large", [Problem(
                 f"{size:,} bytes; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
 
-    def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any) -> dict[str, Any]:
-        """Validate submitted data against the task's form; keep only the fields the form defines."""
+    def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any,
+                   case: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate submitted data against the task's form (and its rules, which may read the case's values as the
+        task sees them); keep only the fields the form defines."""
         if not isinstance(data, dict):
             raise Invalid("data must be an object", [Problem("must be an object", field="data")])
         self._check_task_size(data)
         if task.form is None:
             return {}
         schema = definition.forms.get(task.form) or {}
-        errors = validate(schema, data)
+        errors = validate(schema, data, case=case)
         if errors:
             raise Invalid("the form has errors", [Problem(m, field=f or None) for f, ms in errors.items() for m in ms])
         allowed = set((schema.get("properties") or {}).keys())
