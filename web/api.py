@@ -54,6 +54,8 @@ from web.openapi_models import (
     LeaveIn,
     LeaveOut,
     Me,
+    MessageIn,
+    MessageStartOut,
     Page,
     PayPointList,
     PayPointsIn,
@@ -414,6 +416,27 @@ def complete_task(task_id: int) -> ResponseReturnValue:
     """Complete a task with its form data; answers with the case. 409 when the task is no longer open."""
     instance_id = services().runtime.complete_task(api_user(), task_id, body(CompleteIn).data)
     return _instance_response(instance_id, worked_on=True)
+
+
+@bp.post(f"/instances/<{ID}:instance_id>/messages")
+@operation({200: InstanceOut}, json_body=MessageIn, errors=(403, 404), tag="cases",
+           extra=_links(200, ShowInstance=("show_instance", "instance_id", "/id"), **_TASK_LINKS))
+def send_message(instance_id: int) -> ResponseReturnValue:
+    """Deliver a BPMN message (or signal, by its name) that the case is waiting for, with its payload; 404 when the
+    case waits for no such message. Whoever may work the case's tasks, and admins, may send it."""
+    message = body(MessageIn)
+    services().runtime.send_message(api_user(), instance_id, message.name, message.data)
+    return _instance_response(instance_id, worked_on=True)
+
+
+@bp.post("/messages")
+@operation({201: MessageStartOut}, json_body=MessageIn, roles=("admin", "hr", "process_owner"), tag="cases")
+def start_by_message() -> ResponseReturnValue:
+    """Start every deployed process whose message start event has this name, with the payload (none: an empty
+    list)."""
+    message = body(MessageIn)
+    started = services().runtime.start_by_message(api_user(), message.name, message.data)
+    return jsonify(instances=started), 201
 
 
 # ----------------------------------------------------------------------------------------------- the document

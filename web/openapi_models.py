@@ -321,6 +321,21 @@ class CompleteIn(_In):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class MessageIn(_In):
+    """A BPMN message (or signal) by name, with its payload for the case's data."""
+
+    model_config = _example({"name": "payment_received", "data": {"amount": 1200}})
+
+    name: str = Field(min_length=1, max_length=255)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class MessageStartOut(_Out):
+    """The cases a message started: one per deployed process whose message start event has its name."""
+
+    instances: list[int]
+
+
 class InstanceSummary(_Out):
     """A case as lists show it (GET /instances/{id} has the rest)."""
 

@@ -13,6 +13,7 @@ from engine.workflow.assignment import (
     groups_of,
     heads_or_delegates_for,
     hr_agency,
+    may_work,
     oversight_groups,
     person_by_username,
 )
@@ -73,6 +74,16 @@ def may_start(session: Session, user: User, process_key: str, data: dict[str, An
     if REGISTRY.self_started(process_key) and subject.id == user.person_id:
         return True
     return user.person_id in _leaders_of(subject) or heads_or_delegates_for(session, user, subject.organisation_id)
+
+
+def may_send_message(session: Session, user: User, instance: ProcessInstance) -> bool:
+    """A message or signal from outside reaches a case from those who may work one of its open tasks, and admins
+    (API.md: the same authorization as the case's tasks)."""
+    if user.has_role("admin"):
+        return True
+    open_tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
+                                                         HumanTask.state == "open"))
+    return any(may_work(session, user, task) for task in open_tasks)
 
 
 def _leaders_of(person: Person) -> set[int]:

@@ -28,8 +28,8 @@ from engine.core.db import Database
 from engine.core.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.core.text import strip_unsafe_values
 from engine.people.models import User
-from engine.workflow import serialization
-from engine.workflow.access import may_start, may_view_instance
+from engine.workflow import messages, serialization
+from engine.workflow.access import may_send_message, may_start, may_view_instance
 from engine.workflow.assignment import (
     may_work,
     performers,
@@ -39,7 +39,7 @@ from engine.workflow.assignment import (
     separation_problem,
 )
 from engine.workflow.casedata import apply_data_changes, case_data, json_size, task_context
-from engine.workflow.definitions import SPECS
+from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind
 from engine.workflow.forms import validate
 from engine.workflow.helpers import script_helpers
@@ -100,45 +100,102 @@ class Runtime:
         """Start the newest version of a process with `data`; returns the instance id."""
         actor = actor or (user.username if user else SYSTEM)
         with self.db.unit_of_work() as uow:
-            session = uow.session
-            definition = self.latest_definition(session, process_key)
-            if definition is None:
-                raise NotFound(f"no process is deployed with the key '{process_key}'",
-                               [Problem(f"no process '{process_key}' is deployed", field="process")])
-            if not isinstance(data, dict):
-                raise Invalid("data must be an object", [Problem("must be an object", field="data")])
-            if user is not None and not may_start(session, user, process_key, data):
-                raise Forbidden("you may not start this case")
-            self._check_task_size(data)
-            data = strip_unsafe_values(dict(data))
-            guards = REGISTRY.hooks_for(process_key).before_start
-            if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
-                raise Invalid("this process takes no appointments at its start", [Problem(
-                    "this process takes no appointments at its start", field="assign")])
-            for guard in guards:
-                data = guard(session, user, actor, data)
-            for prepare in REGISTRY.hooks_for(process_key).prepare:  # the process's starter, when it has one
-                data = prepare(session, data, self.settings)
-            parsed = SPECS.get(definition)
-            # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
-            wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,
-                              script_engine=self._script_engine(session, definition.key))
-            start_task = wf.get_tasks(spec_name="Start")[0]
-            start_task.data.update(data)
-            now = CLOCK.now()
-            subject = person_by_username(session, REGISTRY.subject_name(definition.key, data))
-            row = ProcessInstance(
-                definition_id=definition.id, process_key=definition.key, status="running",
-                title=_title(definition, subject.name if subject else None), subject_id=subject.id if subject else None,
-                data={}, serialized="", started_at=now, started_by=actor, updated_at=now,
-            )
-            row.definition = definition
-            started = {"process": definition.key, "version": definition.version, "data": data}
-            # The row is inserted with its first state by the save (one INSERT); it has no task rows yet.
-            loaded = Loaded(row, wf, frozenset(), started=started)
-            self._run(session, loaded, actor)
+            instance_id = self._start(uow.session, user, process_key, data, actor)
             uow.commit()
-            return loaded.row.id
+            return instance_id
+
+    def _start(self, session: Session, user: User | None, process_key: str, data: dict[str, Any], actor: str,
+               message: tuple[str, dict[str, Any]] | None = None) -> int:
+        """Start a case in the caller's transaction (no commit); with `message`, its message start event catches it."""
+        definition = self.latest_definition(session, process_key)
+        if definition is None:
+            raise NotFound(f"no process is deployed with the key '{process_key}'",
+                           [Problem(f"no process '{process_key}' is deployed", field="process")])
+        if not isinstance(data, dict):
+            raise Invalid("data must be an object", [Problem("must be an object", field="data")])
+        if user is not None and not may_start(session, user, process_key, data):
+            raise Forbidden("you may not start this case")
+        self._check_task_size(data)
+        data = strip_unsafe_values(dict(data))
+        guards = REGISTRY.hooks_for(process_key).before_start
+        if "assign" in data and not guards:  # lanes are appointed only where a policy checks who may appoint
+            raise Invalid("this process takes no appointments at its start", [Problem(
+                "this process takes no appointments at its start", field="assign")])
+        for guard in guards:
+            data = guard(session, user, actor, data)
+        for prepare in REGISTRY.hooks_for(process_key).prepare:  # the process's starter, when it has one
+            data = prepare(session, data, self.settings)
+        parsed = SPECS.get(definition)
+        # A spec SpiffWorkflow may rewire while this case runs (event subprocesses) is copied for the case.
+        wf = BpmnWorkflow(serialization.own_spec(parsed.spec), parsed.subprocess_specs,
+                          script_engine=self._script_engine(session, definition.key))
+        start_task = wf.get_tasks(spec_name="Start")[0]
+        start_task.data.update(data)
+        if message is not None:
+            self._catch_start_message(wf, *message)
+        now = CLOCK.now()
+        subject = person_by_username(session, REGISTRY.subject_name(definition.key, data))
+        row = ProcessInstance(
+            definition_id=definition.id, process_key=definition.key, status="running",
+            title=_title(definition, subject.name if subject else None), subject_id=subject.id if subject else None,
+            data={}, serialized="", started_at=now, started_by=actor, updated_at=now,
+        )
+        row.definition = definition
+        started = {"process": definition.key, "version": definition.version, "data": data}
+        if message is not None:
+            started["message"] = message[0]
+        # The row is inserted with its first state by the save (one INSERT); it has no task rows yet.
+        loaded = Loaded(row, wf, frozenset(), started=started)
+        self._run(session, loaded, actor)
+        return loaded.row.id
+
+    def _catch_start_message(self, wf: BpmnWorkflow, name: str, payload: dict[str, Any]) -> None:
+        try:
+            wf.do_engine_steps()  # up to the message start event, which waits
+        except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
+            raise _script_failure(exc, None) from exc
+        definition = messages.waiting_for(wf, name)
+        if definition is None or messages.deliver(wf, definition, payload) == 0:
+            raise messages.not_waiting(name, wf)
+
+    def send_message(self, user: User, instance_id: int, name: Any, payload: Any) -> int:
+        """Deliver a message or signal the case waits for, with its payload (API.md); returns the instance id.
+
+        404 when the case waits for no such message (or is over); who may work the case's tasks, and admins, may
+        send it (engine.workflow.access.may_send_message)."""
+        name, payload = messages.check_message(name, payload)
+        self._check_task_size(payload)
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            row = lock_instance(session, instance_id)
+            if row is None or not may_view_instance(session, user, row):
+                raise NotFound("no such case")
+            if not may_send_message(session, user, row):
+                raise Forbidden("you may not send messages to this case")
+            if row.status != "running":
+                raise NotFound(f"the case is {row.status}: it waits for no message",
+                               [Problem(f"the case is {row.status}: it waits for no message", field="name")])
+            loaded = self.load(session, row)
+            definition = messages.waiting_for(loaded.workflow, name)
+            if definition is None or messages.deliver(loaded.workflow, definition, payload) == 0:
+                raise messages.not_waiting(name, loaded.workflow)
+            audit(session, row.id, user.username, "message_received", name=name, fields=sorted(payload))
+            self._run(session, loaded, user.username)
+            uow.commit()
+        return instance_id
+
+    def start_by_message(self, user: User, name: Any, payload: Any) -> list[int]:
+        """Start every deployed process whose message start event has this name, with the payload (API.md); all
+        of them or none, in one transaction. Returns the new cases' ids (none when no process starts so)."""
+        name, payload = messages.check_message(name, payload)
+        self._check_task_size(payload)
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            keys = [d.key for d in list_latest(session)
+                    if d.executable and messages.message_start(SPECS.get(d).spec, name) is not None]
+            started = [self._start(session, user, key, {}, user.username, (name, payload)) for key in keys]
+            uow.commit()
+        return started
 
     def complete_task(self, user: User, task_id: int, data: dict[str, Any]) -> int:
         """Complete an open user task with the form data; returns the instance id."""
