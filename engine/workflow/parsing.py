@@ -12,8 +12,6 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
-from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
 from engine.core.errors import Invalid, Problem
@@ -248,7 +246,7 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
                 event_definition = getattr(ts, "event_definition", None)
                 if isinstance(event_definition, TimerEventDefinition):
                     timers.append((element, event_definition))
-            if isinstance(ts, UserTask | ManualTask):
+            if is_human(ts):
                 problems.extend(_check_human_task(ts, element, bundle, forms, strict))
             if strict and getattr(ts, "output_item", None) is not None:
                 problems.extend(_check_loop_output(spec, ts, element, bundle))
@@ -265,10 +263,16 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
     return forms, problems
 
 
+def is_human(ts: Any) -> bool:
+    """A task a person does: every spec SpiffWorkflow opens for people (`manual`): user and manual tasks, and the
+    untyped `bpmn:task`, which SpiffWorkflow runs as a manual task. All get the same checks, form and lane."""
+    return bool(getattr(ts, "manual", False)) and getattr(ts, "bpmn_id", None) is not None
+
+
 def _check_loop_output(spec: Any, ts: Any, element: str, bundle: Bundle) -> list[Problem]:
     """A multi-instance human task's output item must be a field of its form, or nothing ever sets it."""
     child = spec.task_specs.get(getattr(ts, "task_spec", None))
-    if not isinstance(child, UserTask | ManualTask):
+    if child is None or not is_human(child):
         return []
     item = ts.output_item.bpmn_id
     name = ((getattr(child, "extensions", None) or {}).get("properties", {})).get("formJsonSchemaFilename")
