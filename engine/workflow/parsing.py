@@ -12,6 +12,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
 from engine.core.errors import Invalid, Problem
@@ -248,6 +249,8 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
                     timers.append((element, event_definition))
             if is_human(ts):
                 problems.extend(_check_human_task(ts, element, bundle, forms, strict))
+            if strict and isinstance(ts, ServiceTask):
+                problems.append(_service_task_problem(ts, element))
             if strict and getattr(ts, "output_item", None) is not None:
                 problems.extend(_check_loop_output(spec, ts, element, bundle))
     if strict:
@@ -261,6 +264,15 @@ def _check_specs(specs: list[Any], bundle: Bundle, strict: bool,
             if problem:
                 problems.append(Problem(problem, element=element))
     return forms, problems
+
+
+def _service_task_problem(ts: Any, element: str) -> Problem:
+    """A service task calls a connector (SpiffArena's `serviceTaskOperator`), and this engine has none: refused at
+    deploy rather than failing when a case reaches it."""
+    operator = getattr(ts, "operation_name", None)
+    called = f" calls the connector '{operator}', but" if operator else ""
+    return Problem(f"this service task{called} the engine has no connectors: model the step as a script task or a "
+                   "user task", element=element)
 
 
 def is_human(ts: Any) -> bool:

@@ -18,6 +18,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -408,7 +409,12 @@ class Runtime:
         try:
             loaded.workflow.do_engine_steps()
         except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:
-            raise _script_failure(exc, None) from exc
+            raise _script_failure(exc, _running_element(loaded.workflow)) from exc
+        except (EngineError, SQLAlchemyError):
+            raise  # a refusal (a helper's) or the database's: the unit of work maps them
+        except Exception as exc:  # the library failing on a diagram (a version deployed before a check existed)
+            log.exception("the workflow library failed running case %s", loaded.row.id)
+            raise _script_failure(exc, _running_element(loaded.workflow)) from exc
         with session.no_autoflush:  # one flush at commit instead of one per query
             self.save(session, loaded, actor, timer_rows)
 
@@ -558,6 +564,16 @@ FIRE_IN_BATCH: ContextVar[Callable[[int], int] | None] = ContextVar("ntpswf_fire
 
 def _title(definition: ProcessDefinition, subject_name: str | None) -> str:
     return f"{definition.name} — {subject_name}" if subject_name else definition.name
+
+
+def _running_element(workflow: BpmnWorkflow) -> str | None:
+    """The element whose run raised: the library marks it ERROR (else it is the first engine task still READY)."""
+    for state in (TaskState.ERROR, TaskState.READY):
+        found = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=state, manual=False)
+                 if getattr(t.task_spec, "bpmn_id", None)]
+        if found:
+            return str(found[0])
+    return None
 
 
 def _script_failure(exc: Exception, element: str | None) -> EngineError:

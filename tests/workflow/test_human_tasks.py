@@ -47,3 +47,33 @@ def test_conf_an_untyped_task_whose_form_is_missing_is_refused_at_deploy(org: Ru
     with pytest.raises(Invalid) as refused:
         _deploy(org, "untyped_task.bpmn")
     assert [(p.element, "how_many.json" in p.message) for p in refused.value.problems] == [("u_ask", True)]
+
+
+def test_conf_a_service_task_with_an_operator_is_refused_at_deploy(org: Runtime) -> None:
+    """Before, it deployed and every start answered 500 (the library's NameError: no connector to call)."""
+    with pytest.raises(Invalid) as refused:
+        _deploy(org, "service_task.bpmn")
+    [problem] = refused.value.problems
+    assert problem.element == "s_call" and "http/GetRequest" in problem.message and "connector" in problem.message
+
+
+def test_conf_a_library_failure_at_run_time_is_a_refusal_naming_the_element(org: Runtime) -> None:
+    """A version stored before a deploy-time check existed is loaded without that check: its service task then
+    fails inside the library (a NameError: no connector), which is a 422 naming the element, not a 500, and no case
+    is started."""
+    from sqlalchemy import func, select
+
+    from engine.core.clock import CLOCK
+    from engine.workflow.models import ProcessDefinition, ProcessInstance
+
+    with org.db.unit_of_work() as uow:  # as the deploy of an earlier release stored it
+        uow.session.add(ProcessDefinition(
+            key="service_call", version=1, name="Calls a connector", forms={}, content_hash="stored-before",
+            sources={"service_task.bpmn": (MODELS / "service_task.bpmn").read_text()}, executable=True,
+            deployed_at=CLOCK.now(), deployed_by="an earlier release"))
+        uow.commit()
+    with pytest.raises(Invalid) as refused:
+        org.start(Driver(org).user("hr"), "service_call", {})
+    assert [p.element for p in refused.value.problems] == ["s_call"]
+    with org.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessInstance)) == 0
