@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped, unused-ignore]
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -24,6 +25,16 @@ def timer_kind(event: TimerEventDefinition) -> str:
     if isinstance(event, DurationTimerEventDefinition):
         return "duration"
     return "date"
+
+
+def waiting_timer(event: Any) -> TimerEventDefinition | None:
+    """The timer a waiting task waits on: its own timer event, or the timer among an event-based gateway's (or a
+    multiple event's) definitions, which SpiffWorkflow keeps on the gateway's task while it waits."""
+    if isinstance(event, TimerEventDefinition):
+        return event
+    if isinstance(event, MultipleEventDefinition):
+        return next((e for e in event.event_definitions if isinstance(e, TimerEventDefinition)), None)
+    return None
 
 
 def timer_due(event: TimerEventDefinition, task: Any) -> datetime | None:

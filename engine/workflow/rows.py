@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    TimerEventDefinition,
-)
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine.core.errors import Conflict
 from engine.core.models import Base, table_of
 from engine.workflow.definitions import SPECS
+from engine.workflow.due import waiting_timer
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
 
 # ---------------------------------------------------------------------- helpers
@@ -118,7 +116,7 @@ def uses_timers(row: ProcessInstance) -> bool:
     key = id(parsed.spec)
     if key not in _TIMER_SPECS:
         specs = [parsed.spec, *(s for s in parsed.subprocess_specs.values() if s is not None)]
-        _TIMER_SPECS[key] = any(isinstance(getattr(ts, "event_definition", None), TimerEventDefinition)
+        _TIMER_SPECS[key] = any(waiting_timer(getattr(ts, "event_definition", None)) is not None
                                 for spec in specs for ts in spec.task_specs.values())
     return _TIMER_SPECS[key]
 

@@ -11,9 +11,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    TimerEventDefinition,
-)
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -41,7 +38,7 @@ from engine.workflow.assignment import (
 )
 from engine.workflow.casedata import apply_data_changes, case_data, json_size, task_context
 from engine.workflow.definitions import SPECS, list_latest
-from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind
+from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind, waiting_timer
 from engine.workflow.forms import validate
 from engine.workflow.helpers import script_helpers
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
@@ -535,8 +532,8 @@ class Runtime:
         waiting: dict[str, tuple[Any, datetime, str]] = {}
         if row.status == "running":
             for t in wf.get_tasks(state=TaskState.WAITING):
-                event = getattr(t.task_spec, "event_definition", None)
-                if not isinstance(event, TimerEventDefinition):
+                event = waiting_timer(getattr(t.task_spec, "event_definition", None))
+                if event is None:
                     continue
                 due = timer_due(event, t)
                 if due is not None:
