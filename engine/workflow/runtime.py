@@ -226,7 +226,8 @@ class Runtime:
             clean = self._form_data(loaded.row.definition, task, data, spiff_task.data)
             for hook in REGISTRY.hooks_for(loaded.row.process_key).on_complete:
                 clean = hook(session, loaded.row, task, clean, user.username)
-            spiff_task.set_data(**clean)
+            variable = getattr(spiff_task.task_spec, "variable", None)  # spiffworkflow:variableName
+            spiff_task.set_data(**({variable: clean} if isinstance(variable, str) and variable else clean))
             try:
                 spiff_task.run()
             except (WorkflowException, SpiffWorkflowException, ScriptError) as exc:

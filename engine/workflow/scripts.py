@@ -88,6 +88,7 @@ class _Timeout(BaseException):
 _PLAIN_BUILTINS = (
     "len", "min", "max", "round", "abs", "any", "all", "int", "float", "str", "bool",
     "list", "dict", "set", "tuple", "enumerate", "zip", "isinstance", "sorted",
+    "reversed", "divmod", "chr", "ord", "repr",
 )  # fmt: skip
 
 # Names refused outright, at deploy time and at run time, even though most of them are simply absent
@@ -256,7 +257,9 @@ def _build_builtins() -> dict[str, Any]:
 
 _BUILTINS: dict[str, Any] = _build_builtins()
 
-SAFE_BUILTIN_NAMES: frozenset[str] = frozenset(name for name in _BUILTINS if not name.startswith("_"))
+#: Every name diagram code may call without defining it; `print` is RestrictedPython's (output collected, dropped).
+SAFE_BUILTIN_NAMES: frozenset[str] = frozenset(
+    {name for name in _BUILTINS if not name.startswith("_")} | {"print"})
 
 # Code of the guard functions above: the tracer checks the deadline when they are called but does not
 # trace their lines.

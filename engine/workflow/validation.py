@@ -31,7 +31,7 @@ SPIFF_ELEMENTS = frozenset({
     "calledDecisionId", "instructionsForEndUser", "messagePayload", "messageVariable", "payloadExpression",
     "variableName", "preScript", "postScript", "properties", "property", "unitTests", "unitTest", "inputJson",
     "expectedOutputJson", "serviceTaskOperator", "parameters", "parameter", "retry", "taskMetadataValues",
-    "taskMetadataValue", "processVariableCorrelation", "propertyId", "expression",
+    "taskMetadataValue", "processVariableCorrelation", "propertyId", "expression", "category",
 })  # fmt: skip
 #: The `spiffworkflow:property` names this engine reads (other names are kept but unused).
 ENGINE_PROPERTIES = frozenset({"formJsonSchemaFilename", "formUiSchemaFilename", "clause", "dueAt", "escalateTo"})

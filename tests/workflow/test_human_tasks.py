@@ -77,3 +77,16 @@ def test_conf_a_library_failure_at_run_time_is_a_refusal_naming_the_element(org:
     assert [p.element for p in refused.value.problems] == ["s_call"]
     with org.db.read() as s:
         assert s.scalar(select(func.count()).select_from(ProcessInstance)) == 0
+
+
+@pytest.mark.parametrize("restore", [False, True], ids=["straight", "save_restore"])
+def test_conf_a_user_tasks_variable_name_keeps_its_form_data_under_that_name(org: Runtime, restore: bool) -> None:
+    """`spiffworkflow:variableName` was accepted and ignored (the fields landed at the top level); SpiffWorkflow
+    puts them under the name. `spiffworkflow:category` on a data object (which SpiffWorkflow reads) deploys."""
+    _deploy(org, "named_form.bpmn", "how_many.json")
+    drive = Driver(org, restore=restore)
+    case = drive.start("named_form", {})
+    drive.complete(case, "n_ask", "hr", {"count": 4})
+    row = drive.instance(case)
+    assert row.status == "completed" and row.data["answer"] == {"count": 4} and row.data["doubled"] == 8
+    assert "count" not in row.data

@@ -160,8 +160,21 @@ def test_safe_builtin_names() -> None:
     expected = {"len", "min", "max", "sum", "sorted", "round", "abs", "any", "all", "int", "float", "str"}
     expected |= {"bool", "list", "dict", "set", "tuple", "range", "enumerate", "zip", "isinstance"}
     expected |= {"True", "False", "None", "datetime", "date", "timedelta", "Decimal"}
+    expected |= {"reversed", "divmod", "chr", "ord", "repr", "print"}  # issue 18: as SpiffWorkflow's scripts use them
     assert expected == SAFE_BUILTIN_NAMES
-    assert not SAFE_BUILTIN_NAMES & {"open", "eval", "exec", "getattr", "type", "__import__", "print"}
+    assert not SAFE_BUILTIN_NAMES & {"open", "eval", "exec", "getattr", "type", "__import__"}
+
+
+def test_conf_print_and_harmless_builtins_pass_at_deploy_as_they_run(env: RestrictedEnvironment) -> None:
+    """Issue 18: `print` was refused at deploy ("function 'print' does not exist") though it ran (its output is
+    collected and dropped); `reversed`, `divmod`, `chr`, `ord` and `repr` were refused at both."""
+    from engine.workflow.code_checks import code_problems
+
+    source = 'print("checking"); r = list(reversed([1, 2])); q, m = divmod(7, 2); c = chr(65) + repr(ord("a"))'
+    assert code_problems("script", source, "exec") == []
+    data: dict[str, Any] = {}
+    env.execute(source, data, {})
+    assert data == {"r": [2, 1], "q": 3, "m": 1, "c": "A97"}
 
 
 # --- refusals -------------------------------------------------------------------------------------
