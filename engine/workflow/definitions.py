@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine.core.clock import CLOCK
 from engine.core.errors import Invalid
 from engine.core.models import AuditEvent
-from engine.workflow.bundles import Bundle, Deployed, ParsedProcess
+from engine.workflow.bundles import BPMN_NS, Bundle, Deployed, ParsedProcess, safe_xml
 from engine.workflow.models import ProcessDefinition
 from engine.workflow.parsing import parse_bundle
 
@@ -32,13 +32,37 @@ def content_hash(sources: Mapping[str, str], forms: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def with_deployed_callees(session: Session, bundle: Bundle) -> Bundle:
+    """The bundle with the processes its call activities name but do not hold, from their newest deployed version
+    (its files and forms; the callee's own callees come with them). A caller deployed after its callee, in another
+    upload, then resolves, and its version keeps the callee's files: what it calls never changes under it."""
+    defined: set[str] = set()
+    called: dict[str, str] = {}  # called process id -> the call activity naming it
+    for name, text in bundle.sources.items():
+        root = safe_xml(name, text)
+        defined |= {str(p.get("id")) for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("id")}
+        for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
+            if call.get("calledElement"):
+                called.setdefault(str(call.get("calledElement")), str(call.get("id")))
+    for key in sorted(set(called) - defined):
+        latest = latest_definition(session, key)
+        if latest is None:
+            continue  # parse_bundle names the call activity and the process it cannot find
+        for filename, text in (latest.sources or {}).items():
+            bundle.sources.setdefault(filename, text)
+        for filename, form in (latest.forms or {}).items():
+            bundle.forms.setdefault(filename, form)
+    return bundle
+
+
 def deploy(session: Session, bundle: Bundle, actor: str, reason: str | None = None) -> list[Deployed]:
     """Validate the bundle and add a version for each executable process whose content changed.
 
     A version keeps only the files its process is built from, so editing one diagram of a folder does
-    not make new versions of the others. Each new version is audited (kind "deployed", no case).
+    not make new versions of the others. Call activities resolve within the bundle, else against the newest
+    deployed version of the process they call. Each new version is audited (kind "deployed", no case).
     """
-    parsed = parse_bundle(bundle)
+    parsed = parse_bundle(with_deployed_callees(session, bundle))
     results: list[Deployed] = []
     now = CLOCK.now()
     for proc in parsed:

@@ -116,6 +116,9 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     if refused:
         raise Invalid("the definition was refused", _dedupe([*problems, *refused]))
     flows = _sequence_flows(roots.values())
+    uncalled = _missing_callees(roots)
+    problems.extend(Problem(f"calls the process '{key}', which is neither in this upload nor deployed",
+                            element=call) for key, call in uncalled.items())
     keys = parser.get_process_ids()
     if not keys:
         raise Invalid("no executable process", [*problems, Problem(
@@ -128,6 +131,8 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
         except ValidationException as exc:
             if getattr(exc, "id", None) in unresolved and str(exc).startswith("Cannot resolve data"):
                 continue  # already named, with its reference, by data_reference_problems
+            if any(f"The process '{missing}' was not found" in str(exc) for missing in uncalled):
+                continue  # already named, with the call activity, by _missing_callees
             problems.append(_parser_problem(exc, key, roots))
             continue
         except Exception as exc:  # see above
@@ -145,6 +150,19 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
     return parsed
+
+
+def _missing_callees(roots: Mapping[str, etree._Element]) -> dict[str, str]:
+    """Processes call activities name that no file of the bundle defines: called id -> the call activity's id
+    (definitions.with_deployed_callees has already brought in the deployed ones)."""
+    defined = {p.get("id") for root in roots.values() for p in root.iter(f"{{{BPMN_NS}}}process")}
+    missing: dict[str, str] = {}
+    for root in roots.values():
+        for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
+            called = call.get("calledElement")
+            if called and called not in defined:
+                missing.setdefault(str(called), str(call.get("id") or called))
+    return missing
 
 
 def _parser_problem(exc: ValidationException, fallback: str, roots: Mapping[str, etree._Element]) -> Problem:

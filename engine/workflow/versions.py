@@ -23,7 +23,7 @@ from engine.core.errors import Forbidden, Invalid, NotFound, Problem
 from engine.people.models import User
 from engine.workflow.access import may_deploy
 from engine.workflow.bundles import BPMN_NS, MAX_FORM_BYTES, MAX_SOURCE_BYTES, Bundle, Deployed, read_bundle, safe_xml
-from engine.workflow.definitions import deploy, latest_definition
+from engine.workflow.definitions import deploy, latest_definition, with_deployed_callees
 from engine.workflow.models import ProcessDefinition, ProcessDraft, ProcessInstance
 from engine.workflow.parsing import validate_bundle
 from engine.workflow.validation import SPIFF_NS
@@ -208,7 +208,7 @@ def validate_draft(db: Database, user: User, key: str | None, filename: Any, xml
     filename, xml, forms = _check_inputs(filename, xml, forms)
     with db.read() as session:
         try:
-            bundle = draft_bundle(session, key, filename, xml, forms, forms_dir)
+            bundle = with_deployed_callees(session, draft_bundle(session, key, filename, xml, forms, forms_dir))
         except Invalid as exc:
             return exc.problems
     return validate_bundle(bundle)
@@ -251,8 +251,8 @@ def import_files(db: Database, user: User, files: dict[str, bytes], forms_dir: A
     filename = name if name.lower().endswith(".bpmn") else name.rsplit(".", 1)[0] + ".bpmn"
     if not _SAFE_NAME.match(filename):
         filename = f"{key}.bpmn" if _SAFE_NAME.match(f"{key}.bpmn") else "imported.bpmn"
-    problems = validate_bundle(bundle)
     with db.read() as session:
+        problems = validate_bundle(with_deployed_callees(session, read_bundle(files, forms_dir)))
         base = latest_definition(session, key)
     save_draft(db, user, key, filename, bundle.sources[name], dict(bundle.forms),
                base.version if base else None)
