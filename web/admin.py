@@ -1,4 +1,4 @@
-"""Operations pages: incidents (failed timers), in-app notifications, and demo time travel."""
+"""Operations pages: incidents (failed timers), work groups, in-app notifications, and demo time travel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from sqlalchemy import select
 
 from engine.core import demo_clock
 from engine.core.clock import CLOCK
+from engine.core.errors import Conflict, Invalid, NotFound
+from engine.people import groups as groups_service
+from engine.workflow.assignment import role_lanes
 from engine.workflow.models import Notification, ProcessInstance
 from engine.workflow.timers import failed_timers, retry_failed
 from web import services
@@ -54,6 +57,57 @@ def travel() -> ResponseReturnValue:
         now = CLOCK.now().astimezone(ZoneInfo(services().settings.timezone))
         flash(f"The demo clock moved forward {days:g} days; it is now {now:%Y-%m-%d %H:%M %Z}.")
     return redirect(url_for("admin.incidents"))
+
+
+@bp.get("/admin/groups")
+@roles_required("admin", "process_owner", "hr")
+def groups() -> ResponseReturnValue:
+    """The work groups a lane may name, with their members; administrators add and change them."""
+    with services().db.read() as s:
+        items = groups_service.list_groups(s)
+        lanes = sorted(role_lanes())
+    return render_template("admin/groups.html", items=items, lanes=lanes,
+                           may_manage=groups_service.may_manage_groups(current_user()), errors={}, form={})
+
+
+def _usernames(text: str | None) -> list[str]:
+    return [u for u in (text or "").replace(",", " ").split() if u]
+
+
+@bp.post("/admin/groups")
+@roles_required("admin")
+def create_group() -> ResponseReturnValue:
+    """Add a work group (name, organisation, members by username)."""
+    form = {k: request.form.get(k, "") for k in ("name", "organisation", "members")}
+    try:
+        services().db.run(groups_service.create_group, current_user(), form["name"], form["organisation"] or None,
+                          _usernames(form["members"]), role_lanes())
+    except (Invalid, Conflict) as exc:
+        errors: dict[str, list[str]] = {}
+        for p in exc.problems:
+            errors.setdefault(p.field or "", []).append(p.message)
+        with services().db.read() as s:
+            items = groups_service.list_groups(s)
+        return render_template("admin/groups.html", items=items, lanes=sorted(role_lanes()), may_manage=True,
+                               errors=errors, form=form), 422 if isinstance(exc, Invalid) else 409
+    flash(f"The group {' '.join(form['name'].split())} is saved.")
+    return redirect(url_for("admin.groups"))
+
+
+@bp.post("/admin/groups/members")
+@roles_required("admin")
+def set_group_members() -> ResponseReturnValue:
+    """Replace a work group's members."""
+    name = request.form.get("group", "")
+    try:
+        services().db.run(groups_service.set_members, current_user(), name, _usernames(request.form.get("members")))
+    except Invalid as exc:
+        flash("; ".join(p.message for p in exc.problems))
+    except NotFound:
+        abort(404)
+    else:
+        flash(f"The members of {name} are saved.")
+    return redirect(url_for("admin.groups"))
 
 
 @bp.get("/notifications")

@@ -21,6 +21,7 @@ from werkzeug.exceptions import NotFound as RoutingNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engine.core.errors import Invalid, NotFound, Problem
+from engine.people import groups as groups_service
 from engine.people.logins import exchange_password_for_token
 from engine.people.ratelimit import RateLimited
 from engine.people.users import (
@@ -36,6 +37,7 @@ from engine.policies.pay_progression import leave as leave_service
 from engine.policies.pay_progression import settings as d19_settings
 from engine.workflow import queries
 from engine.workflow.access import may_view_person
+from engine.workflow.assignment import role_lanes
 from engine.workflow.bundles import read_bundle
 from engine.workflow.definitions import deploy as deploy_bundle
 from engine.workflow.definitions import latest_definition, list_latest
@@ -47,6 +49,9 @@ from web.openapi_models import (
     MAX_ID,
     CompleteIn,
     DeployOut,
+    GroupIn,
+    GroupList,
+    GroupOut,
     InstanceFilters,
     InstanceIn,
     InstanceOut,
@@ -54,6 +59,7 @@ from web.openapi_models import (
     LeaveIn,
     LeaveOut,
     Me,
+    MembersIn,
     MessageIn,
     MessageStartOut,
     Page,
@@ -416,6 +422,31 @@ def complete_task(task_id: int) -> ResponseReturnValue:
     """Complete a task with its form data; answers with the case. 409 when the task is no longer open."""
     instance_id = services().runtime.complete_task(api_user(), task_id, body(CompleteIn).data)
     return _instance_response(instance_id, worked_on=True)
+
+
+@bp.get("/groups")
+@operation({200: GroupList}, roles=("admin", "process_owner", "hr"), tag="groups")
+def groups() -> ResponseReturnValue:
+    """Every work group a lane may name, with its members."""
+    with services().db.read() as s:
+        return jsonify(items=groups_service.list_groups(s))
+
+
+@bp.post("/groups")
+@operation({201: GroupOut}, json_body=GroupIn, roles=("admin",), errors=(409,), tag="groups")
+def create_group() -> ResponseReturnValue:
+    """Add a work group; 409 naming `name` when one has it, 422 naming an unknown member or organisation."""
+    data = body(GroupIn)
+    group = services().db.run(groups_service.create_group, api_user(), data.name, data.organisation, data.members,
+                              role_lanes())
+    return jsonify(group), 201
+
+
+@bp.put("/groups/<name>/members")
+@operation({200: GroupOut}, json_body=MembersIn, roles=("admin",), errors=(404,), tag="groups")
+def set_group_members(name: str) -> ResponseReturnValue:
+    """Replace a work group's members."""
+    return jsonify(services().db.run(groups_service.set_members, api_user(), name, body(MembersIn).members))
 
 
 @bp.post(f"/instances/<{ID}:instance_id>/messages")

@@ -321,6 +321,38 @@ class CompleteIn(_In):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class GroupIn(_In):
+    """A work group: a lane of that name sends its tasks to every member."""
+
+    model_config = _example({"name": "Finance", "organisation": "DPC", "members": ["hr"]})
+
+    name: str = Field(min_length=1, max_length=100)
+    organisation: str | None = None
+    members: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class MembersIn(_In):
+    """A work group's members, by username (replaces them)."""
+
+    model_config = _example({"members": ["hr", "manager"]})
+
+    members: list[str] = Field(max_length=1000)
+
+
+class GroupOut(_Out):
+    """A work group with its members' usernames."""
+
+    name: str
+    organisation: str | None
+    members: list[str]
+
+
+class GroupList(_Out):
+    """Every work group, by name."""
+
+    items: list[GroupOut]
+
+
 class MessageIn(_In):
     """A BPMN message (or signal) by name, with its payload for the case's data."""
 

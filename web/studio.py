@@ -25,8 +25,9 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from engine.core.errors import EngineError, Invalid, Problem
+from engine.people.groups import group_names
 from engine.workflow import migration, queries, versions
-from engine.workflow.assignment import known_lanes
+from engine.workflow.assignment import role_lanes
 from engine.workflow.bundles import MAX_FORM_DEPTH, json_depth
 from engine.workflow.diagram import instance_diagram
 from engine.workflow.forms import check_schema
@@ -147,13 +148,14 @@ def edit(key: str) -> ResponseReturnValue:
     version = request.args.get("version", type=int)
     with services().db.read() as s:
         draft = versions.open_draft(s, key, version)
+        lanes = sorted(role_lanes() | group_names(s))  # the properties panel offers roles and work groups
     problems: list[Problem] = []
     if draft.saved_at is not None:
         problems = versions.validate_draft(services().db, current_user(), key, draft.filename, draft.xml,
                                            draft.forms, services().settings.forms_dir)
     data = {
         "key": key, "filename": draft.filename, "xml": draft.xml, "forms": draft.forms,
-        "base_version": draft.base_version, "lanes": sorted(known_lanes()),
+        "base_version": draft.base_version, "lanes": lanes,
         "problems": [p.as_dict() for p in problems], "csrf": generate_csrf(),
         "urls": {"validate": url_for("studio.api_validate"), "draft": url_for("studio.api_draft"),
                  "deploy": url_for("studio.api_deploy"), "preview": url_for("studio.api_form_preview")},

@@ -148,3 +148,28 @@ class PayPoint(Base):
     code: Mapped[str] = mapped_column(String(20))
     ordinal: Mapped[int] = mapped_column(Integer)
     annual_salary: Mapped[int | None] = mapped_column(Integer)
+
+
+class WorkGroup(Base):
+    """A group of people an administrator keeps (Finance, Reviewers...): a lane of that name sends its tasks to
+    every member's inbox, and one of them does each (issue 18)."""
+
+    __tablename__ = "work_group"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(80))
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class WorkGroupMember(Base):
+    """One person in one work group."""
+
+    __tablename__ = "work_group_member"
+    __table_args__ = (Index("ix_work_group_member_person", "person_id"),)
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("work_group.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)

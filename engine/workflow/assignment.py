@@ -15,7 +15,9 @@ Authority is decided here, once, for every path (web, API, CLI, timers, migratio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from engine.core.models import table_of
+from engine.people.groups import group_by_name, group_key, groups_of_person
 from engine.people.models import Organisation, Person, User
 from engine.people.users import headed_organisations
 from engine.workflow.models import HumanTask, ProcessInstance
@@ -93,9 +96,29 @@ def manager_of(person: Person) -> Person | None:
     return person.supervisor.supervisor if person.supervisor is not None else None
 
 
-def known_lanes() -> frozenset[str]:
-    """Every lane a diagram may use: the core's and the loaded policy packages'."""
+#: The work groups a deploy may name as lanes (engine.people.groups): set by whoever checks a diagram with the
+#: database at hand (definitions.deploy, the studio's checks); without it only roles are lanes.
+DEPLOY_GROUPS: ContextVar[frozenset[str]] = ContextVar("deploy_groups", default=frozenset())
+
+
+@contextmanager
+def lanes_with_groups(names: frozenset[str]) -> Iterator[None]:
+    """Check diagrams knowing these work groups as lanes."""
+    token = DEPLOY_GROUPS.set(names)
+    try:
+        yield
+    finally:
+        DEPLOY_GROUPS.reset(token)
+
+
+def role_lanes() -> frozenset[str]:
+    """The lanes that are roles: the core's and the loaded policy packages'."""
     return CORE_LANES | REGISTRY.lanes()
+
+
+def known_lanes() -> frozenset[str]:
+    """Every lane a diagram may use: the roles, and the work groups known while it is checked."""
+    return role_lanes() | DEPLOY_GROUPS.get()
 
 
 def case_subject(session: Session, process_key: str | None, data: Mapping[str, Any]) -> Person | None:
@@ -128,6 +151,8 @@ def resolve_lane(session: Session, process_key: str | None, lane: str | None, da
             return Assignment(None, ceo_group(org))
         return Assignment(None, appointment_group(org), "the employee's organisation has no CEO or delegate on "
                           "record: the task waits until someone is appointed")
+    elif lane not in role_lanes() and (group := group_by_name(session, lane)) is not None:
+        return Assignment(None, group_key(group.id))  # a work group: every member's inbox, one member does it
     else:
         person, source = _from_records(session, process_key, lane, data, subject), "people records"
     if person is None:
@@ -175,11 +200,12 @@ def ceo_office_members(session: Session, organisation_id: int) -> list[Person]:
 
 
 def groups_of(session: Session, user: User) -> set[str]:
-    """The task groups a login works in: its HR/OCPE roles, and ``ceo:<organisation>`` for the CEO of an
-    organisation or a delegate of that organisation's CEO."""
+    """The task groups a login works in: its HR/OCPE roles, its work groups (``group:<id>``), and
+    ``ceo:<organisation>`` for the CEO of an organisation or a delegate of that organisation's CEO."""
     groups = {r for r in user.roles if r in ("hr", "ocpe")}
     person = user.person
     if person is not None:
+        groups |= groups_of_person(session, person.id)  # the work groups an administrator put them in
         for organisation_id in headed_organisations(session, user, person):
             groups.add(f"ceo:{organisation_id}")
         if person.ceo_delegate and person.organisation_id is not None:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from engine.core.clock import CLOCK
 from engine.core.errors import Invalid
 from engine.core.models import AuditEvent
+from engine.people.groups import group_names
+from engine.workflow.assignment import lanes_with_groups
 from engine.workflow.bundles import BPMN_NS, Bundle, Deployed, ParsedProcess, safe_xml
 from engine.workflow.models import ProcessDefinition
 from engine.workflow.parsing import parse_bundle
@@ -62,7 +64,8 @@ def deploy(session: Session, bundle: Bundle, actor: str, reason: str | None = No
     not make new versions of the others. Call activities resolve within the bundle, else against the newest
     deployed version of the process they call. Each new version is audited (kind "deployed", no case).
     """
-    parsed = parse_bundle(with_deployed_callees(session, bundle))
+    with lanes_with_groups(group_names(session)):  # a lane may name a work group an administrator keeps
+        parsed = parse_bundle(with_deployed_callees(session, bundle))
     results: list[Deployed] = []
     now = CLOCK.now()
     for proc in parsed:

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from engine.core.clock import CLOCK
 from engine.core.db import Database
 from engine.core.errors import Forbidden, Invalid, NotFound, Problem
+from engine.people.groups import group_names
 from engine.people.models import User
 from engine.workflow.access import may_deploy
+from engine.workflow.assignment import lanes_with_groups
 from engine.workflow.bundles import BPMN_NS, MAX_FORM_BYTES, MAX_SOURCE_BYTES, Bundle, Deployed, read_bundle, safe_xml
 from engine.workflow.definitions import deploy, latest_definition, with_deployed_callees
 from engine.workflow.models import ProcessDefinition, ProcessDraft, ProcessInstance
@@ -211,7 +213,9 @@ def validate_draft(db: Database, user: User, key: str | None, filename: Any, xml
             bundle = with_deployed_callees(session, draft_bundle(session, key, filename, xml, forms, forms_dir))
         except Invalid as exc:
             return exc.problems
-    return validate_bundle(bundle)
+        groups = group_names(session)
+    with lanes_with_groups(groups):
+        return validate_bundle(bundle)
 
 
 def deploy_draft(db: Database, user: User, key: str | None, filename: Any, xml: Any, forms: Any,
@@ -251,7 +255,7 @@ def import_files(db: Database, user: User, files: dict[str, bytes], forms_dir: A
     filename = name if name.lower().endswith(".bpmn") else name.rsplit(".", 1)[0] + ".bpmn"
     if not _SAFE_NAME.match(filename):
         filename = f"{key}.bpmn" if _SAFE_NAME.match(f"{key}.bpmn") else "imported.bpmn"
-    with db.read() as session:
+    with db.read() as session, lanes_with_groups(group_names(session)):
         problems = validate_bundle(with_deployed_callees(session, read_bundle(files, forms_dir)))
         base = latest_definition(session, key)
     save_draft(db, user, key, filename, bundle.sources[name], dict(bundle.forms),
