@@ -7,13 +7,18 @@ completed over the API is held to exactly what the web form enforces.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 from jsonschema.exceptions import best_match
 from jsonschema.validators import Draft202012Validator, validator_for
+
+from engine.core.clock import CLOCK
+from engine.workflow import form_rules
 
 JSON = dict[str, Any]
 Choices = list[tuple[Any, str]]
@@ -96,8 +101,20 @@ def _missing(error: Any) -> list[str]:
     return [n for n in as_list(wanted) if isinstance(n, str) and n not in inst]
 
 
-def _message(error: Any) -> str:
-    """A human sentence for a jsonschema error, falling back to its own message."""
+def _labels(root: JSON, path: Iterable[Any]) -> dict[str, str]:
+    """value -> label of the choices of the array field at `path` (its items' enum or consts)."""
+    current: Any = root
+    for part in path:
+        if isinstance(part, int):
+            return {}
+        current = form_rules.field_of(current, str(part)) if isinstance(current, dict) else None
+    options = choices(as_dict(as_dict(current).get("items")))
+    return {show(v): t for v, t in options or []}
+
+
+def _message(error: Any, root: JSON | None = None) -> str:
+    """A human sentence for a jsonschema error: the field's own labels where it has choices, never the validator's
+    wording (it shows Python lists and schemas); the error's own message only for keywords no form here uses."""
     kw, val = error.validator, error.validator_value
     expected = as_list(val) or [val]
     if kw == "type" and ("integer" in expected or "number" in expected):
@@ -107,42 +124,79 @@ def _message(error: Any) -> str:
         return "Must be one of: " + ", ".join(t for _, t in options) + "."
     if kw == "format" and val == "date":
         return "Must be a date (YYYY-MM-DD)."
+    if kw == "contains":
+        wanted = as_dict(val)
+        labels = _labels(root or {}, error.absolute_path)
+        names = [labels.get(show(v), show(v)) for v in ([wanted["const"]] if "const" in wanted
+                                                       else as_list(wanted.get("enum")))]
+        return f"Must include {' or '.join(names)}." if names else "Must include a value this form asks for."
     s = "" if val == 1 else "s"
+    kinds = {"string": "Must be text.", "boolean": "Must be yes or no.", "array": "Must be a list.",
+             "object": "Must be a group of fields.", "null": "Must be left empty."}
     simple = {
         "minLength": f"Must be at least {val} character{s}.",
         "maxLength": f"Must be at most {val} character{s}.",
         "minimum": f"Must be at least {val}.", "maximum": f"Must be at most {val}.",
         "exclusiveMinimum": f"Must be more than {val}.", "exclusiveMaximum": f"Must be less than {val}.",
         "minItems": f"Choose at least {val}.", "maxItems": f"Choose at most {val}.",
+        "minProperties": f"Fill in at least {val}.", "maxProperties": f"Fill in at most {val}.",
         "multipleOf": f"Must be a multiple of {val}.", "uniqueItems": "Items must be unique.",
-        "const": f"Must be {show(val)}.", "format": f"Must be a valid {val}.",
-        "pattern": "Is not in the expected format.", "type": "Must be text." if val == "string" else None,
+        "const": "Must be ticked (yes)." if val is True else f"Must be {show(val)}.",
+        "format": f"Must be a valid {val}.", "pattern": "Is not in the expected format.",
+        "type": kinds.get(str(expected[0])) if len(expected) == 1 else None,
+        "not": "This value is not allowed here.",
     }
+    if kw in ("additionalProperties", "unevaluatedProperties"):
+        return "This form has no field named " + ", ".join(repr(k) for k in _extra_keys(error)) + "."
+    if kw is None:  # a `false` schema: nothing may be given here
+        return "This field is not allowed here."
     return str(simple.get(kw) or error.message)
 
 
-def _collect(error: Any, out: dict[str, list[str]]) -> None:
+def _extra_keys(error: Any) -> list[str]:
+    """The keys an object error names as not allowed (additionalProperties, unevaluatedProperties)."""
+    schema, inst = as_dict(error.schema), as_dict(error.instance)
+    known = set(as_dict(schema.get("properties")))
+    return sorted(k for k in inst if k not in known) or ["(unknown)"]
+
+
+def _collect(error: Any, out: dict[str, list[str]], root: JSON) -> None:
     if error.validator in ("oneOf", "anyOf") and error.context and not choices(as_dict(error.schema)):
         error = best_match(error.context)  # say what the closest alternative lacked
     path = ".".join(str(p) for p in error.absolute_path)
     missing = _missing(error) if error.validator in ("required", "dependentRequired", "dependencies") else []
     targets = [(f"{path}.{n}" if path else n, "This field is required.") for n in missing]
-    for field, message in targets or [(path, _message(error))]:
+    for field, message in targets or [(path, _message(error, root))]:
         if message not in out.setdefault(field, []):
             out[field].append(message)
 
 
-def validate(schema: dict[str, Any], data: dict[str, Any], case: Mapping[str, Any] | None = None
-             ) -> dict[str, list[str]]:
-    """Validate data against the schema; returns {field_path: [messages]}, {} when valid. `case` is the case's data
-    as the task sees it (for rules that compare a field with a case value)."""
+def today_here() -> dt.date:
+    """Today in the organisation's time zone (NTPSWF_TIMEZONE, else the settings' default), on the engine clock."""
+    name = os.environ.get("NTPSWF_TIMEZONE") or "Australia/Darwin"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("Australia/Darwin")
+    return CLOCK.now().astimezone(zone).date()
+
+
+def validate(schema: dict[str, Any], data: dict[str, Any], case: Mapping[str, Any] | None = None,
+             today: dt.date | None = None) -> dict[str, list[str]]:
+    """Validate data against the schema, then against the rules the form declares (`x-rules`, engine.workflow.
+    form_rules); returns {field_path: [messages]}, {} when valid. `case` is the case's data as the task sees it (a
+    rule comparing a field with a case value is skipped while the case has no such value); `today` is the
+    organisation's date (default: the engine clock in NTPSWF_TIMEZONE)."""
     out: dict[str, list[str]] = {}
     cls = validator_for(schema, default=_DEFAULT)
     try:
         for error in cls(schema, format_checker=_FORMATS).iter_errors(data):
-            _collect(error, out)
+            _collect(error, out, schema)
     except Exception as exc:  # a broken schema (bad type, dangling $ref) must not 500 a page
         return {"": [f"The form definition is invalid: {exc}"]}
+    for field, messages in form_rules.check(schema, data, case, today or today_here()).items():
+        known = out.setdefault(field, [])
+        known += [m for m in messages if m not in known]
     return out
 
 
@@ -157,4 +211,4 @@ def check_schema(schema: dict[str, Any]) -> list[str]:
         if error.validator == "anyOf" and list(error.absolute_path)[-1:] == ["type"]:
             message = f"{error.instance!r} is not a JSON Schema type (use one of: {_TYPES})."
         problems.append(f"{where}: {message}")
-    return sorted(problems)
+    return sorted(problems) + form_rules.rule_problems(schema)
