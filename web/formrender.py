@@ -19,7 +19,7 @@ from engine.workflow.forms import as_list as _list
 from engine.workflow.forms import choices as _choices
 from engine.workflow.forms import show as _show
 
-__all__ = ["FormData", "check_schema", "parse_form", "render_form", "validate"]
+__all__ = ["FormData", "RenderedForm", "check_schema", "parse_form", "render_form", "validate"]
 
 _MISSING: Any = object()  # sentinel: "nothing to put in the parsed output"
 _MAX_ITEMS = 200  # cap when probing posted array items, so a hostile post stays cheap
@@ -136,10 +136,11 @@ class _Field:
         self.required = required and not (self.readonly or self.display)
         self.errors = form.errors.get(path, [])
         self.widget = str(ui.get("ui:widget", ""))
-        if self.widget != "hidden":  # errors of a hidden field go to the top box instead
-            form.shown.add(path)
         self.id = "f-" + re.sub(r"[^A-Za-z0-9_-]", "_", path.replace(".", "-"))
         self.title = str(ui.get("ui:title") or schema.get("title") or _humanise(path.rsplit(".", 1)[-1]))
+        if self.widget != "hidden":  # errors of a hidden field go to the top box instead
+            form.shown.add(path)
+            form.anchors[path] = (self.id, self.title)
         texts = (ui.get("ui:description") or schema.get("description"), ui.get("ui:help"))
         self.help = [str(t) for t in texts if t]
 
@@ -159,7 +160,8 @@ class _Field:
             out += _tag("p", {"class": "help", "id": self.id + "-help"}, spans)
         if self.errors:
             lines = Markup("<br>").join(escape(e) for e in self.errors)
-            out += _tag("p", {"class": "error", "id": self.id + "-error"}, lines)
+            hidden = Markup('<span class="visually-hidden">Error: </span>')
+            out += _tag("p", {"class": "error", "id": self.id + "-error"}) + hidden + lines + Markup("</p>")
         return out
 
     def wrap(self, control: Markup, cls: str = "field") -> Markup:
@@ -177,6 +179,8 @@ class _Renderer:
     def __init__(self, errors: dict[str, list[str]], readonly: bool) -> None:
         self.errors, self.readonly = errors, readonly
         self.shown: set[str] = set()
+        #: field path -> (the id a link to it points at, its title), in the order the fields are on the page
+        self.anchors: dict[str, tuple[str, str]] = {}
 
     def object_body(self, schema: JSON, ui: JSON, data: object, prefix: str, required: bool,
                     readonly: bool) -> Markup:
@@ -246,6 +250,8 @@ class _Renderer:
     def options(self, f: _Field, kind: str, choices: Choices, checked: set[str]) -> Markup:
         """Radio buttons or checkboxes, each labelled, inside a fieldset with a legend."""
         out = Markup("")
+        if choices and f.path in self.anchors:  # a link to the group lands on its first choice (GOV.UK)
+            self.anchors[f.path] = (f"{f.id}-opt-0", f.title)
         for i, (value, title) in enumerate(choices):
             oid = f"{f.id}-opt-{i}"
             # a required checkbox would demand every box: minItems is checked server-side
@@ -292,8 +298,19 @@ class _Renderer:
         return f.group(out, "array")
 
 
+class RenderedForm(Markup):
+    """A form's fields as safe HTML; as text it is what it always was: the fields, after a box of the errors that
+    have no field on the form. A task page shows `summary` at its top and `fields` in its form instead."""
+
+    #: GOV.UK's error summary: "There is a problem", every error linked to its field (form-level ones first);
+    #: empty without errors
+    summary: Markup
+    #: the fields alone, each with its own errors beside it (the summary lists the rest)
+    fields: Markup
+
+
 def render_form(schema: dict[str, Any], ui_schema: dict[str, Any] | None, data: dict[str, Any] | None,
-                errors: dict[str, list[str]] | None = None, *, readonly: bool = False) -> Markup:
+                errors: dict[str, list[str]] | None = None, *, readonly: bool = False) -> RenderedForm:
     """Render the fields of a form (no <form>, submit button or CSRF token) as safe HTML."""
     errors = errors or {}
     renderer = _Renderer(errors, readonly)
@@ -301,10 +318,28 @@ def render_form(schema: dict[str, Any], ui_schema: dict[str, Any] | None, data: 
     # form-level errors, plus any whose field is not on the form, must still be visible
     top = list(errors.get("", []))
     top += [f"{p}: {m}" for p, ms in errors.items() if p and p not in renderer.shown for m in ms]
-    if not top:
-        return body
-    items = Markup("").join(_tag("li", {}, m) for m in top)
-    return _tag("div", {"class": "form-errors", "role": "alert"}, _tag("ul", {}, items)) + body
+    box = Markup("")
+    if top:
+        items = Markup("").join(_tag("li", {}, m) for m in top)
+        box = _tag("div", {"class": "form-errors", "role": "alert"}, _tag("ul", {}, items))
+    out = RenderedForm(box + body)
+    out.summary, out.fields = error_summary(errors, renderer.anchors), body
+    return out
+
+
+def error_summary(errors: Mapping[str, list[str]], anchors: Mapping[str, tuple[str, str]]) -> Markup:
+    """GOV.UK's error summary for the top of a page: each error a link to its field (`anchors`: field path -> (id,
+    title), in page order), errors of the whole form first and those of fields not on the page last, unlinked."""
+    lines = [_tag("li", {}, m) for m in errors.get("", [])]
+    for path, (anchor, title) in anchors.items():
+        lines += [_tag("li", {}, _tag("a", {"href": f"#{anchor}"}, f"{title}: {m}")) for m in errors.get(path, [])]
+    lines += [_tag("li", {}, f"{p}: {m}") for p, ms in errors.items() if p and p not in anchors for m in ms]
+    if not lines:
+        return Markup("")
+    title = _tag("h2", {"id": "error-summary-title"}, "There is a problem")
+    alert = _tag("div", {"role": "alert"}, title + _tag("ul", {}, Markup("").join(lines)))
+    attrs = {"class": "error-summary", "aria-labelledby": "error-summary-title", "tabindex": "-1", "autofocus": True}
+    return _tag("div", attrs, alert)
 
 
 # ---------------------------------------------------------------- parsing

@@ -10,6 +10,12 @@ record or people further down the same file.
 `plan_import` reads the file and compares each row with the records: new, updated (which fields) or
 unchanged, and every problem with its line and field. `import_people` applies a plan in one
 transaction, and only when the plan has no problem at all.
+
+Values are checked against the records, not only for their form (issue 19): a classification must be known (one
+with pay points, or one a people record already has), a pay point must be one of its classification's, and a
+commencement date must be plausible (not more than a year ahead, not more than 70 years back). An organisation
+code not on record is created by the import, as it always was; the plan lists those codes (`new_organisations`)
+so that a preview shows them before anything is written.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from sqlalchemy.orm import Session
 
 from engine.core.audit import audit
 from engine.core.clock import CLOCK
+from engine.core.dates import add_months
 from engine.core.db import Database
 from engine.core.errors import Invalid, NotFound
 from engine.core.models import BulkJob
-from engine.people.models import PRIVILEGED_ROLES, ROLES, PayPoint, Person, User
+from engine.people.models import PRIVILEGED_ROLES, ROLES, Organisation, PayPoint, Person, User
 from engine.people.passwords import password_problem
 from engine.people.users import (
     NO_PASSWORD,
@@ -50,6 +57,9 @@ COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 COMPARED = (*PERSON_FIELDS[1:], "ceo_delegate")
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 10_000
+#: How far from today a commencement date may be; beyond, it is a typing mistake (in 2026: after 2027, or before 1956).
+COMMENCED_MONTHS_AHEAD = 12
+COMMENCED_YEARS_BACK = 70
 _TRUE, _FALSE = {"yes", "y", "true", "1", "x"}, {"no", "n", "false", "0", ""}
 
 
@@ -85,6 +95,8 @@ class ImportPlan:
 
     rows: list[RowPlan] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    #: organisation codes not on record that the import will create -> the first line naming each
+    new_organisations: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +109,8 @@ class ImportPlan:
 
     def fingerprint(self) -> str:
         """A digest of what the plan will do, so a confirmation can tell that nothing moved since the preview."""
-        text = repr([(r.line, r.username, r.status, sorted(r.changes.items()), r.login) for r in self.rows])
+        text = repr([(r.line, r.username, r.status, sorted(r.changes.items()), r.login) for r in self.rows]
+                    + sorted(self.new_organisations))
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -171,6 +184,9 @@ class _Context:
     pay_points: dict[str, set[str]]
     in_file: dict[str, int]  # username -> first line
     actor_is_admin: bool
+    classifications: set[str] = field(default_factory=set)  # known: with pay points, or on a people record
+    organisations: set[str] = field(default_factory=set)  # the codes on record
+    today: date = field(default_factory=lambda: CLOCK.now().date())
 
 
 def _load_context(session: Session, actor_is_admin: bool) -> _Context:
@@ -178,8 +194,10 @@ def _load_context(session: Session, actor_is_admin: bool) -> _Context:
     logins = {u.username: u for u in session.scalars(select(User))}
     points: dict[str, set[str]] = {}
     for point in session.scalars(select(PayPoint)):
-        points.setdefault(point.classification, set()).add(point.code)
-    return _Context(people, logins, points, {}, actor_is_admin)
+        points.setdefault(point.classification.upper(), set()).add(point.code)
+    known = set(points) | {p.classification.upper() for p in people.values() if p.classification}
+    organisations = set(session.scalars(select(Organisation.code)))
+    return _Context(people, logins, points, {}, actor_is_admin, known, organisations)
 
 
 def _flag(value: str, line: int, errors: list[RowError]) -> bool:
@@ -218,9 +236,19 @@ def _person_input(values: dict[str, str], existing: Person | None, ctx: _Context
     classification = str(payload.get("classification") or "").strip().upper()
     pay_point = str(payload.get("pay_point") or "").strip()
     points = ctx.pay_points.get(classification)
+    known = classification in ctx.classifications
+    if classification and not known:
+        errors.append(RowError(line, "classification", f"{classification!r} is not a known classification (known: "
+                                                       f"{_listed(ctx.classifications)}); a new one is added with "
+                                                       "its pay points or on a person's record first"))
     if pay_point and points is not None and pay_point not in points:
         errors.append(RowError(line, "pay_point", f"{pay_point!r} is not a pay point of {classification} "
                                                   f"({', '.join(sorted(points))})"))
+    elif pay_point and points is None and known:
+        errors.append(RowError(line, "pay_point", f"{classification} has no pay points, so {pay_point!r} cannot be "
+                                                  "one of its points; leave the cell empty"))
+    if person is not None and person.commenced_on and "commenced_on" in values:
+        errors.extend(RowError(line, "commenced_on", p) for p in _commenced_problems(person.commenced_on, ctx.today))
     for name in ("supervisor", "manager"):
         other = str(payload.get(name) or "").strip()
         if other and other == username:
@@ -230,6 +258,24 @@ def _person_input(values: dict[str, str], existing: Person | None, ctx: _Context
     if person is not None:
         person.ceo_delegate = delegate
     return person
+
+
+def _listed(names: set[str], most: int = 20) -> str:
+    shown = sorted(names)
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "") or "none yet"
+
+
+def _commenced_problems(text: str, today: date) -> list[str]:
+    """Why a commencement date is not plausible: more than a year ahead or more than 70 years back."""
+    day = date.fromisoformat(text)
+    latest, earliest = add_months(today, COMMENCED_MONTHS_AHEAD), add_months(today, -12 * COMMENCED_YEARS_BACK)
+    if day > latest:
+        return [f"{day.isoformat()} is more than {COMMENCED_MONTHS_AHEAD} months from today: a commencement date "
+                f"is at most {latest.isoformat()}"]
+    if day < earliest:
+        return [f"{day.isoformat()} is more than {COMMENCED_YEARS_BACK} years ago: a commencement date is at least "
+                f"{earliest.isoformat()}"]
+    return []
 
 
 def _current(person: Person | None) -> dict[str, Any]:
@@ -327,6 +373,8 @@ def plan_import(session: Session, data: bytes | str, actor_is_admin: bool = Fals
         row.changes = _changes(_current(existing), person)
         if existing is not None and row.changes:
             row.status = "updated"
+        if person.organisation and person.organisation not in ctx.organisations:
+            plan.new_organisations.setdefault(person.organisation, line)
         _login_plan(row, values, ctx, plan.errors)
         plan.rows.append(row)
     _cycles(plan.rows, ctx, plan.errors)
@@ -380,7 +428,8 @@ def import_people(db: Database, data: bytes | str, actor: str, actor_is_admin: b
               created=[r.username for r in plan.rows if r.status == "new"],
               updated={r.username: sorted(r.changes) for r in plan.rows if r.status == "updated"},
               unchanged=plan.count("unchanged"),
-              logins=[f"{r.username}: {r.login}" for r in plan.rows if r.roles is not None])
+              logins=[f"{r.username}: {r.login}" for r in plan.rows if r.roles is not None],
+              organisations_created=sorted(plan.new_organisations))
         uow.commit()
     return plan
 
