@@ -91,3 +91,22 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def declared_outputs(spiff_task: Any) -> frozenset[str] | None:
+    """The values a human task without a form declares it produces: its ioSpecification's data outputs, the data
+    objects its output associations write, and (an instance of a multi-instance activity) the activity's output
+    item. None: it names a `spiffworkflow:variableName`, under which the whole answer goes."""
+    spec = spiff_task.task_spec
+    if isinstance(getattr(spec, "variable", None), str) and spec.variable:
+        return None
+    names: set[str] = set()
+    io = getattr(spec, "io_specification", None)
+    if io is not None:
+        names |= {str(d.bpmn_id) for d in io.data_outputs}
+    names |= {str(d.bpmn_id) for d in getattr(spec, "data_output_associations", None) or []}
+    parent = getattr(spiff_task, "parent", None)
+    item = getattr(getattr(parent, "task_spec", None), "output_item", None)
+    if item is not None and getattr(item, "bpmn_id", None):
+        names.add(str(item.bpmn_id))
+    return frozenset(names)

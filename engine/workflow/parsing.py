@@ -12,6 +12,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
@@ -146,10 +147,23 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
         missing = [name for name, s in subs.items() if s is None]
         problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
         files = _files_of(parser, key, subs, bundle)
+        for each in all_specs:
+            wire_loops(each)
         parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms, files))
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
     return parsed
+
+
+def wire_loops(spec: Any) -> None:
+    """Connect each loop and multi-instance task to its child's completion, as SpiffWorkflow's serializer does when
+    it restores a spec. The parser leaves it to the loop's first run in memory, so a case restored onto a freshly
+    parsed spec (after a restart, on another worker) never continued past its first iteration."""
+    for task_spec in list(spec.task_specs.values()):
+        if isinstance(task_spec, LoopTask):
+            child = spec.task_specs.get(task_spec.task_spec)
+            if child is not None and not child.completed_event.is_connected(task_spec.merge_child):
+                child.completed_event.connect(task_spec.merge_child)
 
 
 def _missing_callees(roots: Mapping[str, etree._Element]) -> dict[str, str]:
@@ -306,6 +320,8 @@ def _check_loop_output(spec: Any, ts: Any, element: str, bundle: Bundle) -> list
         return []
     item = ts.output_item.bpmn_id
     name = ((getattr(child, "extensions", None) or {}).get("properties", {})).get("formJsonSchemaFilename")
+    if not name:
+        return []  # a task without a form produces its activity's output item (casedata.declared_outputs)
     schema = (bundle.forms.get(name) or form_from_dir(bundle.forms_dir, name)) if name else None
     fields = schema.get("properties") if isinstance(schema, dict) else None
     if isinstance(fields, dict) and item in fields:

@@ -4,7 +4,7 @@ its data, fire its timers), each in one transaction with its audit trail, task r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +36,7 @@ from engine.workflow.assignment import (
     separate_from,
     separation_problem,
 )
-from engine.workflow.casedata import apply_data_changes, case_data, json_size, task_context
+from engine.workflow.casedata import apply_data_changes, case_data, declared_outputs, json_size, task_context
 from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind, waiting_timer
 from engine.workflow.forms import validate
@@ -223,7 +223,7 @@ class Runtime:
             separated = separation_problem(session, user, row.id, separate_from(spiff_task.task_spec))
             if separated is not None:
                 raise Forbidden(separated)
-            clean = self._form_data(loaded.row.definition, task, data, spiff_task.data)
+            clean = self._form_data(loaded.row.definition, task, data, spiff_task)
             for hook in REGISTRY.hooks_for(loaded.row.process_key).on_complete:
                 clean = hook(session, loaded.row, task, clean, user.username)
             variable = getattr(spiff_task.task_spec, "variable", None)  # spiffworkflow:variableName
@@ -385,17 +385,26 @@ class Runtime:
             raise Invalid("the data is too large", [Problem(
                 f"{size:,} bytes; at most {limit:,} (NTPSWF_TASK_DATA_LIMIT_BYTES)", field="data")])
 
-    def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any,
-                   case: Mapping[str, Any]) -> dict[str, Any]:
+    def _form_data(self, definition: ProcessDefinition, task: HumanTask, data: Any, spiff_task: Any) -> dict[str, Any]:
         """Validate submitted data against the task's form (and its rules, which may read the case's values as the
-        task sees them); keep only the fields the form defines."""
+        task sees them); keep only the fields the form defines. A task without a form takes exactly the values its
+        diagram declares it produces (casedata.declared_outputs), and refuses others by name."""
         if not isinstance(data, dict):
             raise Invalid("data must be an object", [Problem("must be an object", field="data")])
         self._check_task_size(data)
         if task.form is None:
-            return {}
+            declared = declared_outputs(spiff_task)
+            if declared is None:  # spiffworkflow:variableName: the whole answer goes under that name
+                return {k: strip_unsafe_values(v) for k, v in data.items()}
+            unknown = sorted(k for k in data if k not in declared)
+            if unknown:
+                said = ", ".join(sorted(declared)) or "none"
+                raise Invalid("the task takes no such value", [Problem(
+                    f"this task has no form and does not produce '{k}' (the values it produces: {said})", field=k)
+                    for k in unknown])
+            return {k: strip_unsafe_values(v) for k, v in data.items()}
         schema = definition.forms.get(task.form) or {}
-        errors = validate(schema, data, case=case)
+        errors = validate(schema, data, case=spiff_task.data)
         if errors:
             raise Invalid("the form has errors", [Problem(m, field=f or None) for f, ms in errors.items() for m in ms])
         allowed = set((schema.get("properties") or {}).keys())

@@ -90,3 +90,18 @@ def test_conf_a_user_tasks_variable_name_keeps_its_form_data_under_that_name(org
     row = drive.instance(case)
     assert row.status == "completed" and row.data["answer"] == {"count": 4} and row.data["doubled"] == 8
     assert "count" not in row.data
+
+
+@pytest.mark.parametrize("restore", [False, True], ids=["straight", "save_restore"])
+def test_conf_a_task_without_a_form_takes_exactly_the_values_it_declares(org: Runtime, restore: bool) -> None:
+    """Before, a human task without a form kept none of the data it was completed with (200, then the script after
+    it failed on the missing value); now it keeps its ioSpecification outputs and refuses anything else by name."""
+    _deploy(org, "no_form.bpmn")
+    drive = Driver(org, restore=restore)
+    case = drive.start("no_form", {})
+    with pytest.raises(Invalid) as refused:
+        drive.complete(case, "nf_ask", "hr", {"total": 21, "outcome": "approved"})
+    assert [p.field for p in refused.value.problems] == ["outcome"] and "total" in refused.value.problems[0].message
+    drive.complete(case, "nf_ask", "hr", {"total": 21})
+    row = drive.instance(case)
+    assert row.status == "completed" and row.data["doubled"] == 42

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from engine.core.dates import add_months
 from engine.policies.pay_progression.dates import effective_date, months_of_service
 
 __all__ = [
@@ -123,11 +122,10 @@ def months_of_days(days: int, ending: date) -> int:
     30 June 2027 are 12 months, 366 days are needed for a year that holds 29 February."""
     if days <= 0:
         return 0
-    after = ending + timedelta(days=1)
-    months = 0
-    while (after - add_months(after, -(months + 1))).days <= days:
-        months += 1
-    return months
+    # As many months as the continuous period of that many days ending on `ending` makes by the calendar (a month
+    # from the 29th to the 28th of February counts, as add_months clamps): counting back from the end disagreed
+    # with months_counted at such month ends (29 Sep 2000 to 27 Feb 2002: 16 against 17).
+    return months_counted(ending - timedelta(days=days - 1), ending)
 
 
 def days_within(periods: Iterable[Period], first: date, last: date) -> int:
