@@ -117,6 +117,10 @@ def test_mp_o_register_charts_render_as_svg_with_text_tables(register_browser: A
         assert bars.count() == 1
         bar = bars.first.bounding_box()
         assert bar is not None and bar["width"] > 50
+        # Issue 19: the withheld counts are marked as withheld (a hatched box of fixed size, never to scale).
+        withheld = chart.locator("rect.bar-suppressed")
+        assert withheld.count() == 5 and withheld.first.is_visible()
+        assert "(withheld)" in (chart.text_content() or "")
         assert chart.get_attribute("role") == "img"
         assert "Woman or female: 5" in (chart.locator("desc").text_content() or "")
         table = page.get_by_role("table", name="Gender: the numbers")
