@@ -167,7 +167,7 @@ def annual() -> ResponseReturnValue:
         try:
             window_start, window_end = _window(request.form)
             with services().db.read() as s:
-                cycles, skips = bulk.plan_cycles(s, window_start, window_end)
+                cycles, skips = bulk.preview_cycles(s, services().settings, window_start, window_end)
         except Invalid as exc:
             for p in exc.problems:
                 errors.setdefault(p.field or "", []).append(p.message)
@@ -318,10 +318,10 @@ def start_cycles_cmd(window_start: Any, window_end: Any, dry_run: bool, as_user:
     try:
         if dry_run:
             with db.read() as s:
-                cycles, skips = bulk.plan_cycles(s, first, last)
+                cycles, skips = bulk.preview_cycles(s, services().settings, first, last)
             for c in cycles:
                 click.echo(f"would start {c.username}: agreement {c.agreement_start} to {c.assessment_date} "
-                           f"({c.basis})")
+                           f"({c.basis})" + ("; the invitation would already be overdue" if c.invite_overdue else ""))
             for sk in skips:
                 click.echo(f"would skip  {sk.username}: {sk.reason}")
             click.echo(f"dry run: {len(cycles)} would start, {len(skips)} would be skipped before starting")

@@ -287,3 +287,24 @@ def test_cli_start_cycles_with_a_progress_line_and_summary(app: Flask, app_org: 
     assert _cases(app_org)["supervisor"].started_by == "hr"
     wrong = runner.invoke(args=["progression", "start-cycles", "--from", "2027-01-31", "--to", "2026-12-01"])
     assert wrong.exit_code == 1 and "must not be before the start" in wrong.output
+
+
+def test_d19_1_the_preview_counts_what_will_really_start_and_warns_of_overdue_invitations(
+        app_org: Runtime, client: FlaskClient, auth: Auth) -> None:
+    """Issue 19: "Start the year's cycles" previewed "Start 13 cases" and started 3, and the cases it started were
+    already overdue with no warning. The preview now puts each cycle through the start check a real start runs, and
+    flags an invitation due before today (cl. 3(2))."""
+    with app_org.db.read() as s:
+        planned, _ = bulk.plan_cycles(s, date(2026, 1, 1), date(2026, 4, 30))
+        cycles, skips = bulk.preview_cycles(s, app_org.settings, date(2026, 1, 1), date(2026, 4, 30))
+    assert {c.username for c in cycles} == {"employee", "engineer", "supervisor"}  # the classifications D19 covers
+    assert len(planned) > len(cycles)
+    clerk = next(k for k in skips if k.username == "clerk")
+    assert "Determination 19" in clerk.reason or "D19" in clerk.reason or "cover" in clerk.reason, clerk.reason
+    assert all(c.invite_overdue for c in cycles)  # assessed 15 January 2026: the invitation was due in November
+    auth.login("hr")
+    page = client.post("/hr/annual", data={"from": "2026-01-01", "to": "2026-04-30"}).get_data(as_text=True)
+    assert "Start 3 cases" in page and "starts with it overdue" in page
+    job = bulk.create_job(app_org.db, "hr", date(2026, 1, 1), date(2026, 4, 30))
+    status = bulk.run_job(app_org, job, None, "hr")
+    assert len(status.started) == 3  # what the preview said

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core.audit import audit
 from engine.core.clock import CLOCK
+from engine.core.config import Settings
 from engine.core.db import Database
 from engine.core.errors import Conflict, EngineError, Invalid, NotFound, Problem
 from engine.core.models import BulkJob
 from engine.people.models import Leave, PayPoint, Person, User
+from engine.policies.pay_progression import start_checks
 from engine.policies.pay_progression import timing as policy
 from engine.workflow.models import ProcessInstance
 from engine.workflow.runtime import Runtime
@@ -55,6 +58,7 @@ class Cycle:
     agreement_start: date
     assessment_date: date
     basis: str  # how the dates were worked out, in words
+    invite_overdue: bool = False  # the invitation is due before today: the case starts with it overdue (D19-3.2)
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,33 @@ def plan_cycles(session: Session, window_start: date, window_end: date) -> tuple
     return cycles, skips
 
 
+def _start_data(cycle: Cycle) -> dict[str, Any]:
+    # The starter postpones the nominal date for the leave on record (D19-9d), as it does for any start; the plan's
+    # date is that postponed date, by the same rule.
+    return {"employee": cycle.username, "agreement_start": cycle.agreement_start.isoformat(),
+            "assessment_date": policy.add_months(cycle.agreement_start, 12).isoformat()}
+
+
+def preview_cycles(session: Session, settings: Settings, window_start: date, window_end: date
+                   ) -> tuple[list[Cycle], list[Skip]]:
+    """plan_cycles, with each cycle put through the start check a real start runs (D19-1, 5, 11, 12: scope and
+    eligibility), so the preview counts what will really start and says why the others will not; and each cycle
+    whose invitation is due before today is flagged (it would start overdue). Reads only."""
+    planned, skips = plan_cycles(session, window_start, window_end)
+    today = CLOCK.now().astimezone(ZoneInfo(settings.timezone)).date()
+    cycles: list[Cycle] = []
+    for cycle in planned:
+        try:
+            data = start_checks.prepare_pay_progression(session, _start_data(cycle), settings)
+        except EngineError as exc:
+            skips.append(Skip(cycle.username, cycle.name, _reason(exc), cycle.assessment_date))
+            continue
+        months = int((data.get("periods") or {}).get("invite_months", 2))
+        due = policy.invite_due(policy.parse_date(data["assessment_date"]), months)
+        cycles.append(replace(cycle, invite_overdue=due < today))
+    return cycles, skips
+
+
 def check_window(window_start: date, window_end: date) -> None:
     """A window is a start and an end date, in order, at most about a year apart."""
     if window_end < window_start:
@@ -279,10 +310,7 @@ def _start_one(runtime: Runtime, user: User | None, actor: str, job_id: int, cyc
     if running is not None:  # started by someone else since the plan was made
         return {"skipped": _skip_dict(Skip(cycle.username, cycle.name, f"already has a running pay progression "
                                                                        f"case (#{running})", cycle.assessment_date))}
-    # The starter postpones the nominal date for the leave on record (D19-9d), as it does for any start; the plan's
-    # date is that postponed date, by the same rule.
-    data = {"employee": cycle.username, "agreement_start": cycle.agreement_start.isoformat(),
-            "assessment_date": policy.add_months(cycle.agreement_start, 12).isoformat()}
+    data = _start_data(cycle)
     try:
         instance = runtime.start(user, PROCESS, data, actor=actor)
     except EngineError as exc:
