@@ -18,7 +18,7 @@ from web.auth import current_user, login_required
 from web.formrender import parse_form, render_form
 
 bp = Blueprint("tasks", __name__)
-def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
+def render_instructions(text: str | None, data: dict[str, Any], names: dict[str, str] | None = None) -> Markup:
     """A task's instructions with {{ placeholders }} filled from the case data, escaped.
 
     Instructions are written by process owners and may cite case data with {{ }}: they are rendered in a
@@ -30,7 +30,7 @@ def render_instructions(text: str | None, data: dict[str, Any]) -> Markup:
         settings = services().settings
         try:
             rendered = render_template_limited(text, data, settings.template_time_limit_seconds,
-                                               settings.script_memory_mb, settings.template_output_chars)
+                                               settings.script_memory_mb, settings.template_output_chars, names)
         except SandboxError as exc:
             return Markup('<p class="alert" role="alert">{}</p>').format(
                 f"These instructions could not be shown: {exc}. Tell the process owner; the task itself can be "
@@ -65,7 +65,8 @@ def _task_page(task_id: int, data: dict[str, Any] | None, errors: dict[str, list
         form = queries.task_form(s, task, case)
         info = queries.task_dict(task)
         info["blocked"] = None if workable else queries.blocked_reason(s, current_user(), task)
-    instructions = render_instructions(task.instructions, case)
+        names = queries.names_in(s, case) if task.instructions and "name" in task.instructions else {}
+    instructions = render_instructions(task.instructions, case, names)
     fields = None
     if form["schema"]:
         fields = render_form(form["schema"], form["ui_schema"], data if data is not None else form["data"], errors,

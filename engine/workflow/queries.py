@@ -360,3 +360,28 @@ def people_page(
             manages[leader].append(username)
     items = [{**person_fields(p), "supervisor_of": supervises[p.id], "manager_of": manages[p.id]} for p in page]
     return items, (page[-1].username if len(rows) > limit else None)
+
+
+def names_in(session: Session, data: Any) -> dict[str, str]:
+    """username -> name for every person whose username is a text value of `data` (at any depth), so pages and
+    instructions can show names where the case holds usernames."""
+    found: set[str] = set()
+
+    def walk(value: Any, depth: int = 0) -> None:
+        if depth > 20 or len(found) > 500:
+            return
+        if isinstance(value, str):
+            if 0 < len(value) <= 80:
+                found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item, depth + 1)
+        elif isinstance(value, list):
+            for item in value[:200]:
+                walk(item, depth + 1)
+
+    walk(data)
+    if not found:
+        return {}
+    rows = session.execute(select(Person.username, Person.name).where(Person.username.in_(sorted(found))))
+    return {username: name for username, name in rows}

@@ -121,13 +121,23 @@ def _worker(conn: Connection, memory_mb: int) -> None:
             conn.send_bytes(pickle.dumps(("error", f"stopped: it needed more memory than the limit of {memory_mb} MB")))
 
 
+#: The context key under which a caller hands the names of the people the data names (username -> name) to
+#: `render_template`; the `name` filter reads it. Diagram code cannot set it (names starting "_" are refused).
+NAMES_KEY = "__people_names__"
+
+
 def _render(source: str, context: dict[str, Any], seconds: float, max_chars: int) -> str:
     """Render a task's instructions (Jinja, sandboxed, autoescaped) within the time and length limits."""
     from jinja2.sandbox import SandboxedEnvironment
 
     from engine.workflow import scripts
 
-    template = SandboxedEnvironment(autoescape=True).from_string(source)
+    names = context.pop(NAMES_KEY, None)
+    names = names if isinstance(names, dict) else {}
+    environment = SandboxedEnvironment(autoescape=True)
+    # `{{ employee | name }}`: the person's name where the data holds a username (the caller looked them up).
+    environment.filters["name"] = lambda value: names.get(value, value) if isinstance(value, str) else value
+    template = environment.from_string(source)
 
     def render() -> str:
         parts: list[str] = []
@@ -235,8 +245,11 @@ def shutdown() -> None:
     _POOL.shutdown()
 
 
-def render_template(source: str, context: dict[str, Any], seconds: float, memory_mb: int, max_chars: int) -> str:
-    """Task instructions rendered in a sandbox worker (Jinja's sandbox, autoescaped); SandboxError when stopped."""
+def render_template(source: str, context: dict[str, Any], seconds: float, memory_mb: int, max_chars: int,
+                    names: Mapping[str, str] | None = None) -> str:
+    """Task instructions rendered in a sandbox worker (Jinja's sandbox, autoescaped); SandboxError when stopped.
+    `names` (username -> name) feeds the `name` filter."""
+    context = {**context, NAMES_KEY: dict(names or {})}
     rendered: str = run_in_sandbox("template", source, context, {}, seconds, memory_mb, max_chars)
     return rendered
 

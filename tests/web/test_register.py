@@ -297,3 +297,16 @@ def test_mp_h_the_demo_publishes_an_opportunity_once(client: FlaskClient, auth: 
     assert len(first) == 3 and len(again) == 1  # people only, the second time
     auth.login("host2")
     assert "Workforce data analyst, six months" in client.get("/register/opportunities").get_data(as_text=True)
+
+
+def test_mp_h_task_pages_name_people_not_usernames(client: FlaskClient, auth: Auth, d: Driver) -> None:
+    """Issue 19: "Consider the placement application of employee"; the instructions now show the person's name
+    (the `name` filter, fed with the names of the people the case's data holds)."""
+    case = d.start("secondment", {"route": "application", "employee": "employee", "home_contact": "supervisor"},
+                   as_user="employee")
+    d.complete(case, "apply", "employee", APPLICATION)
+    task = d.open_task(case, "consider_application")
+    auth.login("supervisor")
+    page = client.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "Consider the placement application of Emily Wong" in page
+    assert "application of employee" not in page

@@ -18,6 +18,7 @@ from engine.policies.secondment import register as reg
 from engine.policies.secondment import self_identification as self_id
 from engine.policies.secondment import services as placements
 from engine.policies.secondment import settings as placement_config
+from engine.workflow import queries
 from engine.workflow.access import may_view_instance
 from engine.workflow.models import ProcessInstance
 from web import services
@@ -165,7 +166,8 @@ def opportunities() -> ResponseReturnValue:
     today = CLOCK.now().date()
     with services().db.read() as s:
         rows = reg.open_opportunities(s, today)
-    return render_template("secondment/opportunities.html", rows=rows)
+        names = queries.names_in(s, [p.home_contact for p in rows if p.home_contact])
+    return render_template("secondment/opportunities.html", rows=rows, names=names)
 
 
 @bp.get("/mine")
