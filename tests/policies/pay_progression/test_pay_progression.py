@@ -649,8 +649,8 @@ def test_d19_10_extended_leave_new_timeframe_applies_from_the_revised_date(drive
                              "reason": "Too early"}}
     with pytest.raises(Invalid) as err:
         drive.runtime.complete_task(drive.user("supervisor"), task.id, bad)
-    assert err.value.problems[0].message.startswith("the process could not continue") and \
-        "cl. 10: the new date must be after 2026-06-30" in err.value.problems[0].message
+    assert [(p.field, p.message) for p in err.value.problems] == [("new_timeframe.new_date", (
+        "Determination 19, cl. 10: the new date must be after 30 June 2026, when submissions close now."))]
     drive.complete(case, "agree_new_timeframe", "supervisor", {"new_timeframe": {
         "agree": "agree", "basis": "extended_leave", "new_date": "2026-09-30",
         "reason": "Three months of extended leave; three more months of duty to show the criteria."}})

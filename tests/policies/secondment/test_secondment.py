@@ -162,10 +162,11 @@ def test_mp_0_particulars_that_do_not_add_up_send_the_draft_back(drive: Driver) 
     with pytest.raises(Invalid) as err:  # issue 16: the host contact works for the host, not for home
         drive._fresh().complete_task(drive.user("supervisor"), task.id, agreement(host_contact="supervisor"))
     assert [p.field for p in err.value.problems] == ["agreement.schedule1.host_contact"]
-    drive.complete(case, "draft_agreement", "supervisor", agreement(end_date="2026-03-31"))
+    with pytest.raises(Invalid) as err:  # issue 19: refused beside its field, before anything is saved
+        drive._fresh().complete_task(drive.user("supervisor"), task.id, agreement(end_date="2026-03-31"))
+    assert [(p.field, p.message) for p in err.value.problems] == [
+        ("agreement.schedule1.end_date", "The end date must be after the start date (1 April 2026).")]
     assert _names(drive, case) == {"draft_agreement"}  # no version was issued for acceptance
-    problems = drive.instance(case).data["agreement_problems"]
-    assert "The end date must be after the start date." in problems
     assert drive.instance(case).data["agreement_version"] == 0
     assert versions(drive, case) == []
 
@@ -460,9 +461,11 @@ def test_mp_l_an_extension_is_a_new_version_that_moves_the_end(drive: Driver) ->
     case = started(drive)
     at("2027-02-17", 1)
     poll(drive)
-    drive.complete(case, "plan_end", "supervisor", {"end_plan": {
-        "decision": "extend", "new_end_date": "2027-03-01", "reason": "Too short."}})
-    # An extension must end after the current end date: no version is issued, the decision comes back.
+    task = open_tasks(drive, case, "plan_end")[0]
+    with pytest.raises(Invalid) as err:  # an extension must end after the current end date (issue 19: at once)
+        drive._fresh().complete_task(drive.user("supervisor"), task.id, {"end_plan": {
+            "decision": "extend", "new_end_date": "2027-03-01", "reason": "Too short."}})
+    assert [p.field for p in err.value.problems] == ["end_plan.new_end_date"]
     assert "plan_end" in _names(drive, case) and "accept_ext_home" not in _names(drive, case)
     assert versions(drive, case)[-1].version == 1
     drive.complete(case, "plan_end", "supervisor", {"end_plan": {
@@ -604,10 +607,11 @@ def test_mp_l_tasks_that_act_on_one_branch_carry_its_facts(drive: Driver) -> Non
     assert CONCERN["concern"]["details"] in (discuss.instructions or "")
     at("2027-02-17", 1)
     poll(drive)
-    drive.complete(case, "plan_end", "supervisor", {"end_plan": {
-        "decision": "extend", "new_end_date": "2027-02-01", "reason": "Oops."}})
-    assert "Please fix: an extension must end after the current end date, 2027-03-31." in (
-        open_tasks(drive, case, "plan_end")[0].instructions or "")
+    with pytest.raises(Invalid) as err:  # issue 19: refused beside its field instead of coming back
+        drive._fresh().complete_task(drive.user("supervisor"), open_tasks(drive, case, "plan_end")[0].id, {
+            "end_plan": {"decision": "extend", "new_end_date": "2027-02-01", "reason": "Oops."}})
+    assert [(p.field, p.message) for p in err.value.problems] == [
+        ("end_plan.new_end_date", "An extension must end after the current end date, 31 March 2027.")]
     drive.complete(case, "plan_end", "supervisor", {"end_plan": {
         "decision": "extend", "new_end_date": "2027-06-30", "reason": "Ward opening moved."}})
     accept = open_tasks(drive, case, "accept_ext_host")[0]
