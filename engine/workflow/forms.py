@@ -7,7 +7,6 @@ completed over the API is held to exactly what the web form enforces.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -171,9 +170,9 @@ def _collect(error: Any, out: dict[str, list[str]], root: JSON) -> None:
             out[field].append(message)
 
 
-def today_here() -> dt.date:
-    """Today in the organisation's time zone (NTPSWF_TIMEZONE, else the settings' default), on the engine clock."""
-    name = os.environ.get("NTPSWF_TIMEZONE") or "Australia/Darwin"
+def today_here(name: str = "Australia/Darwin") -> dt.date:
+    """Today in a time zone (the organisation's, from its settings; the settings' default when not given), on the
+    engine clock."""
     try:
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -186,7 +185,8 @@ def validate(schema: dict[str, Any], data: dict[str, Any], case: Mapping[str, An
     """Validate data against the schema, then against the rules the form declares (`x-rules`, engine.workflow.
     form_rules); returns {field_path: [messages]}, {} when valid. `case` is the case's data as the task sees it (a
     rule comparing a field with a case value is skipped while the case has no such value); `today` is the
-    organisation's date (default: the engine clock in NTPSWF_TIMEZONE)."""
+    organisation's date (the runtime passes it from its settings; default: the engine clock in the settings'
+    default zone)."""
     out: dict[str, list[str]] = {}
     cls = validator_for(schema, default=_DEFAULT)
     try:

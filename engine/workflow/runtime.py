@@ -39,7 +39,7 @@ from engine.workflow.assignment import (
 from engine.workflow.casedata import apply_data_changes, case_data, declared_outputs, json_size, task_context
 from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind, waiting_timer
-from engine.workflow.forms import validate
+from engine.workflow.forms import today_here, validate
 from engine.workflow.helpers import script_helpers
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
 from engine.workflow.notify import group_members, notify
@@ -404,7 +404,7 @@ class Runtime:
                     for k in unknown])
             return {k: strip_unsafe_values(v) for k, v in data.items()}
         schema = definition.forms.get(task.form) or {}
-        errors = validate(schema, data, case=spiff_task.data)
+        errors = validate(schema, data, case=spiff_task.data, today=today_here(self.settings.timezone))
         if errors:
             raise Invalid("the form has errors", [Problem(m, field=f or None) for f, ms in errors.items() for m in ms])
         allowed = set((schema.get("properties") or {}).keys())
