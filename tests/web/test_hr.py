@@ -67,6 +67,16 @@ def test_import_preview_then_confirm(client: FlaskClient, app_org: Runtime, auth
     assert client.post(action.group(1)).status_code == 404  # imported once, not twice
 
 
+def test_import_preview_names_the_organisations_it_would_create(client: FlaskClient, app_org: Runtime,
+                                                                auth: Auth) -> None:
+    """Issue 19: an organisation code not on record (ZZZ for DPC) is created by the import; the preview says so."""
+    auth.login("hr")
+    page = _upload(client, GOOD.replace("newbie,Nadia Bell,nadia@ports.example,SPAO2,SPAO2-1,DPC",
+                                        "newbie,Nadia Bell,nadia@ports.example,SPAO2,SPAO2-1,ZZZ"))
+    text = page.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert "Organisations not on record" in text and "ZZZ (line 3)" in text
+
+
 def test_import_with_bad_rows_lists_each_and_imports_nothing(client: FlaskClient, app_org: Runtime,
                                                              auth: Auth) -> None:
     auth.login("hr")
