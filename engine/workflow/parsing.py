@@ -140,19 +140,24 @@ def parse_bundle(bundle: Bundle, strict: bool = True) -> list[ParsedProcess]:
             log.info("building %s failed", key, exc_info=True)
             problems.append(Problem(f"cannot build process: {type(exc).__name__}: {exc}", element=key))
             continue
-        all_specs = [spec, *(s for s in subs.values() if s is not None)]
-        with code_checks.checking_process(key):
-            forms, spec_problems = _check_specs(all_specs, bundle, strict, flows)
-        problems.extend(spec_problems)
-        missing = [name for name, s in subs.items() if s is None]
-        problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
-        files = _files_of(parser, key, subs, bundle)
-        for each in all_specs:
-            wire_loops(each)
-        parsed.append(ParsedProcess(key, spec.description or key, spec, subs, forms, files))
+        parsed.append(_checked_process(parser, key, spec, subs, bundle, strict, flows, problems))
     if problems:
         raise Invalid("the definition was refused", _dedupe(problems))
     return parsed
+
+
+def _checked_process(parser: Any, key: str, spec: Any, subs: dict[str, Any], bundle: Bundle, strict: bool,
+                     flows: Flows, problems: list[Problem]) -> ParsedProcess:
+    """One built process with its subprocesses, checked (problems appended), its loops wired, its files named."""
+    all_specs = [spec, *(s for s in subs.values() if s is not None)]
+    with code_checks.checking_process(key):
+        forms, spec_problems = _check_specs(all_specs, bundle, strict, flows)
+    problems.extend(spec_problems)
+    missing = [name for name, s in subs.items() if s is None]
+    problems.extend(Problem(f"called process '{m}' is not in this deployment", element=m) for m in missing)
+    for each in all_specs:
+        wire_loops(each)
+    return ParsedProcess(key, spec.description or key, spec, subs, forms, _files_of(parser, key, subs, bundle))
 
 
 def wire_loops(spec: Any) -> None:
