@@ -45,6 +45,23 @@ def _frozen_clock() -> Iterator[None]:
     CLOCK.reset()
 
 
+@pytest.fixture(autouse=True)
+def _dispose_databases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Database a test makes (a fixture's, a Driver's restore, one a test opens on a database file) has its
+    connections closed when the test ends: an open PostgreSQL connection collected later warns inside another test."""
+    made: list[Database] = []
+    original = Database.__init__
+
+    def tracking(self: Database, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Database, "__init__", tracking)
+    yield
+    for db in made:
+        db.dispose()
+
+
 _pg_schema_ready = False
 
 
