@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, String, bindparam, cast, delete, literal, select
 from sqlalchemy.orm import Session
 
 from engine.core.audit import audit
 from engine.core.clock import CLOCK
 from engine.core.errors import Conflict, Forbidden, Invalid, NotFound, Problem
-from engine.core.models import column_length
+from engine.core.models import column_length, table_of
 from engine.core.text import unsafe_character
 from engine.people.models import Organisation, Person, User, WorkGroup, WorkGroupMember
 
@@ -50,9 +50,35 @@ def group_names(session: Session) -> frozenset[str]:
 
 
 def groups_of_person(session: Session, person_id: int) -> set[str]:
-    """The task groups of the work groups a person is in."""
-    ids = session.scalars(select(WorkGroupMember.group_id).where(WorkGroupMember.person_id == person_id))
+    """The task groups of the work groups a person is in (a prepared statement: the inbox asks on every read)."""
+    ids = session.connection().execute(_MEMBER_OF, {"person_id": person_id}).scalars()
     return {group_key(i) for i in ids}
+
+
+_MEMBERS_TABLE = table_of(WorkGroupMember)
+_MEMBER_OF = select(_MEMBERS_TABLE.c.group_id).where(_MEMBERS_TABLE.c.person_id == bindparam("person_id"))
+
+
+def task_groups_of(person_id: Any) -> Select[str]:
+    """The same as a subquery (`group:<id>` for each of the person's work groups), for statements that select tasks
+    or cases: the membership is read in their one statement, not by a query of its own (the inbox is a hot path)."""
+    return select(literal(PREFIX).concat(cast(WorkGroupMember.group_id, String))).where(
+        WorkGroupMember.person_id == person_id)
+
+
+def in_work_group(session: Session, person_id: int, task_group: str) -> bool:
+    """True when the person is a member of the work group behind `group:<id>`."""
+    ident = task_group[len(PREFIX):] if task_group.startswith(PREFIX) else ""
+    if not ident.isdigit():
+        return False
+    return session.scalar(select(WorkGroupMember.group_id).where(
+        WorkGroupMember.group_id == int(ident), WorkGroupMember.person_id == person_id)) is not None
+
+
+def work_group_members(session: Session, task_group: str) -> list[Person]:
+    """The members of the work group behind `group:<id>` (none for another kind of group)."""
+    ident = task_group[len(PREFIX):] if task_group.startswith(PREFIX) else ""
+    return members(session, int(ident)) if ident.isdigit() else []
 
 
 def members(session: Session, group_id: int) -> list[Person]:

@@ -8,6 +8,7 @@ from sqlalchemy import exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
+from engine.people.groups import task_groups_of
 from engine.people.models import Person, User
 from engine.workflow.assignment import (
     groups_of,
@@ -43,6 +44,7 @@ def instance_filter(session: Session, user: User) -> ColumnElement[bool]:
     if user.person_id is not None:
         clauses.append(ProcessInstance.subject_id == user.person_id)
         task_match.append(HumanTask.assignee_id == user.person_id)
+        task_match.append(HumanTask.assigned_group.in_(task_groups_of(user.person_id)))  # their work groups
     groups = groups_of(session, user)
     groups |= oversight_groups(groups)
     if groups:

@@ -25,7 +25,8 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from engine.core.models import table_of
-from engine.people.groups import group_by_name, group_key, groups_of_person
+from engine.people.groups import PREFIX as WORK_GROUP
+from engine.people.groups import group_by_name, group_key, in_work_group
 from engine.people.models import Organisation, Person, User
 from engine.people.users import headed_organisations
 from engine.workflow.models import HumanTask, ProcessInstance
@@ -200,12 +201,12 @@ def ceo_office_members(session: Session, organisation_id: int) -> list[Person]:
 
 
 def groups_of(session: Session, user: User) -> set[str]:
-    """The task groups a login works in: its HR/OCPE roles, its work groups (``group:<id>``), and
-    ``ceo:<organisation>`` for the CEO of an organisation or a delegate of that organisation's CEO."""
+    """The task groups a login works in: its HR/OCPE roles, and ``ceo:<organisation>`` for the CEO of an
+    organisation or a delegate of that organisation's CEO. Work groups (``group:<id>``) are not read here: statements
+    that select tasks read them in a subquery (engine.people.groups.task_groups_of), may_work asks for one group."""
     groups = {r for r in user.roles if r in ("hr", "ocpe")}
     person = user.person
     if person is not None:
-        groups |= groups_of_person(session, person.id)  # the work groups an administrator put them in
         for organisation_id in headed_organisations(session, user, person):
             groups.add(f"ceo:{organisation_id}")
         if person.ceo_delegate and person.organisation_id is not None:
@@ -252,6 +253,8 @@ def may_work(session: Session, user: User, task: HumanTask) -> bool:
     at hand."""
     if user.person_id is not None and task.assignee_id == user.person_id:
         mine = True
+    elif task.assigned_group is not None and task.assigned_group.startswith(WORK_GROUP):
+        mine = user.person_id is not None and in_work_group(session, user.person_id, task.assigned_group)
     else:
         mine = task.assigned_group is not None and task.assigned_group in groups_of(session, user)
     if not mine:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from engine.core.clock import CLOCK
 from engine.core.config import Settings
 from engine.core.db import Database
+from engine.people.groups import PREFIX as WORK_GROUP
+from engine.people.groups import work_group_members
 from engine.people.models import Person, User
 from engine.workflow.assignment import ceo_office_members, needs_appointment
 from engine.workflow.models import Notification
@@ -26,10 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def group_members(session: Session, group: str) -> list[Person]:
-    """The people behind a task group: HR and OCPE by login role; ``ceo:<organisation>`` that organisation's CEO
+    """The people behind a task group: a work group's members (``group:<id>``); HR and OCPE by login role;
+    ``ceo:<organisation>`` that organisation's CEO
     and delegates; a task waiting for an appointment (``appointment[:<organisation>]``) HR and that CEO's office,
     who may appoint."""
     kind, _, organisation = group.partition(":")
+    if group.startswith(WORK_GROUP):  # a work group an administrator keeps: its members
+        return work_group_members(session, group)
     if kind == "ceo":
         return ceo_office_members(session, int(organisation)) if organisation.isdigit() else []
     if needs_appointment(group):

@@ -27,6 +27,7 @@ from engine.core.audit import write_pending
 from engine.core.clock import CLOCK
 from engine.core.errors import NotFound
 from engine.core.models import AuditEvent, table_of
+from engine.people.groups import groups_of_person
 from engine.people.models import Organisation, Person, User
 from engine.people.users import person_fields
 from engine.workflow.access import instance_filter, may_view_instance, person_filter
@@ -146,6 +147,8 @@ def inbox(
     if user.person_id is not None:
         mine.append(_TASK.c.assignee_id == user.person_id)
     groups = groups_of(session, user)
+    if user.person_id is not None:  # the work groups an administrator put them in (a list keeps the index plan)
+        groups |= groups_of_person(session, user.person_id)
     if groups:
         group_tasks: ColumnElement[bool] = _TASK.c.assigned_group.in_(groups)
         if user.person_id is not None:  # separation of duties: never a group's step of one's own case
