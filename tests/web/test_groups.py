@@ -91,3 +91,16 @@ def test_grp_the_admin_screen_lists_adds_and_changes_groups(app_org: Runtime, cl
     auth.login("owner")  # process owners see the groups their lanes may name
     page = client.get("/admin/groups").get_data(as_text=True)
     assert "Finance" in page and "Add a group" not in page
+
+
+def test_grp_reminders_and_escalations_reach_a_groups_members(app: Flask, app_org: Runtime) -> None:
+    """The people behind a group task (reminders, escalations, notices) are the group's members."""
+    from engine.people.groups import group_key
+    from engine.people.models import WorkGroup
+    from engine.workflow.notify import group_members
+
+    api_as(app, app_org, "admin").post("/api/v1/groups", json={"name": "Finance", "members": ["manager", "clerk"]})
+    with app_org.db.read() as s:
+        group = s.query(WorkGroup).filter_by(name="Finance").one()
+        assert sorted(p.username for p in group_members(s, group_key(group.id))) == ["clerk", "manager"]
+        assert group_members(s, "group:999") == []
