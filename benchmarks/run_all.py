@@ -26,6 +26,7 @@ SUITE = [
     ("Engine throughput vs bare SpiffWorkflow", ["engine.py", "1000" if FULL else "200"]),
     ("Timers: due -> fired, throughput, idle poll", ["timers.py", *TIMERS]),
     ("Storage per case", ["storage.py"]),
+    ("Case age: a step's cost by the case's age (issue 21)", ["case_age.py", "36", "5"]),
     ("HTTP load, SQLite, 1 process", ["http_load.py", *HTTP]),
 ]
 
