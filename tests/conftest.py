@@ -92,7 +92,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         assert POSTGRES_URL is not None
         _reset_postgres(POSTGRES_URL)
         return POSTGRES_URL
-    url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return sqlite_database(tmp_path / "test.sqlite3")
+
+
+def sqlite_database(path: Path) -> str:
+    """The URL of a new SQLite database at `path` holding every table."""
+    url = f"sqlite:///{path}"
     db = Database(url)
     Base.metadata.create_all(db.engine)
     db.dispose()

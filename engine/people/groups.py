@@ -98,7 +98,7 @@ def list_groups(session: Session) -> list[dict[str, Any]]:
     return [group_dict(session, g) for g in session.scalars(select(WorkGroup).order_by(WorkGroup.name))]
 
 
-def _check_name(session: Session, raw: Any, reserved: Iterable[str]) -> str:
+def _check_name(raw: Any, reserved: Iterable[str]) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise Invalid("a group needs a name", [Problem("This field is required.", field="name")])
     name = " ".join(raw.split())
@@ -142,7 +142,7 @@ def create_group(session: Session, actor: User, name: Any, organisation: Any = N
     take."""
     if not may_manage_groups(actor):
         raise Forbidden("only an administrator keeps the groups")
-    name = _check_name(session, name, reserved)
+    name = _check_name(name, reserved)
     if group_by_name(session, name) is not None:
         raise Conflict("a group has this name", [Problem(f"a group named '{name}' exists", field="name")])
     org = _organisation(session, organisation)

@@ -20,9 +20,7 @@ from typing import Any
 import pytest
 
 from engine.core.clock import CLOCK
-from engine.core.db import Database
 from engine.core.errors import Invalid
-from engine.schema import Base
 from engine.workflow.demo import load_people
 from engine.workflow.runtime import Runtime
 from tests.conformance.runners import (
@@ -36,7 +34,7 @@ from tests.conformance.runners import (
     signal,
     timer,
 )
-from tests.conftest import T0
+from tests.conftest import T0, sqlite_database
 
 HERE = Path(__file__).parent
 FILES_DIR = HERE / "spiffworkflow"
@@ -288,11 +286,7 @@ REFUSED = [_param(c) for c in CASES if c.refused is not None]
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """SQLite only: these tests are about reading SpiffWorkflow's files, not about the database backend."""
-    url = f"sqlite:///{tmp_path / 'spiffworkflow.sqlite3'}"
-    db = Database(url)
-    Base.metadata.create_all(db.engine)
-    db.dispose()
-    return url
+    return sqlite_database(tmp_path / "spiffworkflow.sqlite3")
 
 
 @pytest.fixture

@@ -21,10 +21,8 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
 from engine.core.clock import CLOCK
-from engine.core.db import Database
 from engine.core.errors import EngineError, Invalid
 from engine.people.models import User
-from engine.schema import Base
 from engine.workflow.bundles import read_bundle
 from engine.workflow.casedata import declared_outputs
 from engine.workflow.code_checks import sample_value
@@ -33,7 +31,7 @@ from engine.workflow.demo import load_people
 from engine.workflow.models import HumanTask, ProcessInstance, Timer
 from engine.workflow.parsing import parse_bundle
 from engine.workflow.runtime import Runtime
-from tests.conftest import SHARED, Auth
+from tests.conftest import SHARED, Auth, sqlite_database
 
 CONFORMANCE = SHARED / "conformance"
 #: Folders whose files call each other: deployed together.
@@ -103,11 +101,7 @@ def test_the_conformance_set_is_complete() -> None:
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """SQLite only: these tests are about reading other tools' files, not about the database backend."""
-    url = f"sqlite:///{tmp_path / 'conformance.sqlite3'}"
-    db = Database(url)
-    Base.metadata.create_all(db.engine)
-    db.dispose()
-    return url
+    return sqlite_database(tmp_path / "conformance.sqlite3")
 
 
 @pytest.fixture
