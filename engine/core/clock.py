@@ -8,7 +8,13 @@ timer decision SpiffWorkflow makes then agrees with the due times the engine wri
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, tzinfo
+
+#: A clock of this thread alone (a scenario run): [its frozen instant], or None for the shared clock.
+_LOCAL: ContextVar[list[datetime] | None] = ContextVar("ntpswf_local_clock", default=None)
 
 
 class Clock:
@@ -21,6 +27,9 @@ class Clock:
 
     def now(self) -> datetime:
         """Current time, timezone-aware in UTC."""
+        local = _LOCAL.get()
+        if local is not None:
+            return local[0]
         with self._lock:
             if self._frozen is not None:
                 return self._frozen
@@ -30,11 +39,19 @@ class Clock:
         """Stop the clock at `at` (tests)."""
         if at.tzinfo is None:
             raise ValueError("freeze() needs a timezone-aware datetime")
+        local = _LOCAL.get()
+        if local is not None:
+            local[0] = at.astimezone(UTC)
+            return
         with self._lock:
             self._frozen = at.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward (or back) by `delta`, frozen or not."""
+        local = _LOCAL.get()
+        if local is not None:
+            local[0] += delta
+            return
         with self._lock:
             if self._frozen is not None:
                 self._frozen += delta
@@ -51,6 +68,18 @@ class Clock:
         with self._lock:
             self._frozen = None
             self._offset = timedelta(0)
+
+    @contextmanager
+    def isolated(self, at: datetime) -> Iterator[None]:
+        """Inside, this thread alone sees a clock frozen at `at` (freeze and advance move it); the shared clock
+        other threads and the caller read is never touched (a scenario run inside a web request)."""
+        if at.tzinfo is None:
+            raise ValueError("isolated() needs a timezone-aware datetime")
+        token = _LOCAL.set([at.astimezone(UTC)])
+        try:
+            yield
+        finally:
+            _LOCAL.reset(token)
 
     @property
     def offset(self) -> timedelta:
