@@ -46,6 +46,10 @@ class PeopleOutcome:
 #: (runtime, login or None, actor, usernames saved or moved into another classification) -> what the package did
 PeopleRecorded = Callable[["Runtime", Any, str, Sequence[str]], PeopleOutcome]
 
+#: (runtime, login acting, the scenario's current case or None, the step's data) -> anything: a record or an action a
+#: scenario file names beside its task steps (Determination 19: `leave`, `appoint`), run by engine.workflow.scenarios
+ScenarioAction = Callable[["Runtime", Any, int | None, Mapping[str, Any]], Any]
+
 #: Where a case's subject is named when its package does not say: the generic start data (`employee`).
 SUBJECT_FIELDS = ("employee",)
 #: The package a short name in the `policies` setting stands for.
@@ -75,6 +79,7 @@ class ProcessPackage:
     clause_label: Callable[[str], str | None] | None = None  #: 'D19-7' -> 'Determination 19, cl. 7' (else None)
     people_recorded: PeopleRecorded | None = None  #: run after people records are saved (D19-3.3: new starters)
     demo: DemoLoader | None = None  #: loads the package's demo data (after the shared people and diagrams)
+    scenario_actions: Mapping[str, ScenarioAction] = field(default_factory=dict)  #: records a scenario may make
     web: str | None = None  #: the module of the package's Flask blueprint (`bp`), loaded by the web app
 
 
@@ -183,6 +188,10 @@ class Registry:
         """Tell every package that these people's records were saved; what each did (after the records commit)."""
         return [p.people_recorded(runtime, user, actor, usernames) for p in list(self.packages.values())
                 if p.people_recorded is not None]
+
+    def scenario_action(self, name: str) -> ScenarioAction | None:
+        """The loaded package's scenario action of this name (a leave record), or None."""
+        return next((p.scenario_actions[name] for p in self.packages.values() if name in p.scenario_actions), None)
 
     def clause_label(self, clause: str) -> str:
         """A clause id as people read it ('D19-7' -> 'Determination 19, cl. 7'), else the id itself."""

@@ -13,9 +13,11 @@ from engine.policies.pay_progression import services, start_checks  # noqa: F401
 from engine.policies.pay_progression.demo import load_pay_progression_demo
 from engine.policies.pay_progression.helpers import d19_helpers
 from engine.policies.pay_progression.hooks import HOOKS
+from engine.policies.pay_progression.leave import record_leave
 from engine.policies.pay_progression.new_starters import on_people_recorded
 from engine.workflow.assignment import person_by_username
 from engine.workflow.registry import ProcessPackage
+from engine.workflow.runtime import Runtime
 
 PROCESSES = frozenset({"pay_progression", "performance_agreement"})
 
@@ -28,6 +30,19 @@ def former_manager(session: Session, data: Mapping[str, Any], subject: Person | 
 def clause_label(clause: str) -> str | None:
     """'D19-7' -> 'Determination 19, cl. 7'."""
     return f"Determination 19, cl. {clause[4:]}" if clause.startswith("D19-") else None
+
+
+def scenario_leave(runtime: Runtime, user: Any, case: int | None, data: Mapping[str, Any]) -> Any:
+    """A scenario's leave record (D19-9d, D19-10): `person` and the leave as HR records it."""
+    return record_leave(runtime, user, str(data.get("person", "")), {k: v for k, v in data.items() if k != "person"})
+
+
+def scenario_appoint(runtime: Runtime, user: Any, case: int | None, data: Mapping[str, Any]) -> Any:
+    """A scenario's appointment in its current case (D19-6): `lane`, `person`, `reason`, optional `approved_by`."""
+    if case is None:
+        raise ValueError("an appointment needs a running case: start one first")
+    return services.appoint(runtime, user, case, str(data.get("lane", "")), str(data.get("person", "")),
+                            str(data.get("reason", "")), data.get("approved_by"))
 
 
 PACKAGE = ProcessPackage(
@@ -44,4 +59,5 @@ PACKAGE = ProcessPackage(
     people_recorded=on_people_recorded,
     demo=load_pay_progression_demo,
     web="web.policies.pay_progression",
+    scenario_actions={"leave": scenario_leave, "appoint": scenario_appoint},
 )
