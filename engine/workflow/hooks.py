@@ -8,14 +8,17 @@ the same transaction as the change, so it commits or rolls back with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from engine.core.config import Settings
 from engine.workflow.models import HumanTask, ProcessInstance
+
+if TYPE_CHECKING:
+    from engine.workflow.timeline import Mark
 
 #: (session, instance, task, form data, actor) -> the form data to store (e.g. big text replaced by a reference)
 OnComplete = Callable[[Session, ProcessInstance, HumanTask, dict[str, Any], str], dict[str, Any]]
@@ -31,6 +34,9 @@ BeforeStart = Callable[[Session, Any, str, dict[str, Any]], dict[str, Any]]
 Prepare = Callable[[Session, dict[str, Any], Settings], dict[str, Any]]
 #: (session, instance id, data) -> data as people should see it (e.g. document references resolved)
 Display = Callable[[Session, int, Any], Any]
+#: (session, instance, the organisation's time zone) -> the policy's dated marks of the case for its timeline
+#: (engine.workflow.timeline: an assessment date before and after it moved, a placement's end); never writes
+Timeline = Callable[[Session, ProcessInstance, str], "Iterable[Mark]"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -44,6 +50,7 @@ class Hooks:
     display: list[Display] = field(default_factory=list)
     before_start: list[BeforeStart] = field(default_factory=list)
     prepare: list[Prepare] = field(default_factory=list)
+    timeline: list[Timeline] = field(default_factory=list)
 
 
 class HookSet:
@@ -89,3 +96,7 @@ class HookSet:
     def display(self, process_key: str) -> Callable[[Display], Display]:
         """Decorator: transform case data before it is shown (pages, API, instructions); never stored."""
         return self._register(process_key, "display")
+
+    def timeline(self, process_key: str) -> Callable[[Timeline], Timeline]:
+        """Decorator: the policy's dated marks of a case of this process, for its timeline (read only)."""
+        return self._register(process_key, "timeline")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.people.models import Person
-from engine.policies.pay_progression import services, start_checks  # noqa: F401 - their decorators fill HOOKS
+from engine.policies.pay_progression import services, start_checks, timeline  # noqa: F401 - their decorators fill HOOKS
 from engine.policies.pay_progression.demo import load_pay_progression_demo
 from engine.policies.pay_progression.helpers import d19_helpers
 from engine.policies.pay_progression.hooks import HOOKS

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.people.models import Person
-from engine.policies.secondment import context, projection, self_identification, start_checks  # noqa: F401 - fill HOOKS
+from engine.policies.secondment import context, projection, self_identification, start_checks, timeline  # noqa: F401 - fill HOOKS
 from engine.policies.secondment.demo import load_secondment_demo
 from engine.policies.secondment.hooks import HOOKS
 from engine.policies.secondment.process import PROCESS_KEY
