@@ -12,6 +12,7 @@ import pkgutil
 import engine.policies
 from engine.core.models import Base
 from engine.people import models as _people  # noqa: F401 - registers the tables
+from engine.workflow import dmn_models as _dmn  # noqa: F401 - registers the tables
 from engine.workflow import models as _workflow  # noqa: F401 - registers the tables
 
 for _package in pkgutil.iter_modules(engine.policies.__path__):

@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
 from engine.core.errors import Invalid, Problem
-from engine.workflow import code_checks
+from engine.workflow import code_checks, dmn
 from engine.workflow import forms as form_checks
 from engine.workflow import validation as checks
 from engine.workflow.assignment import known_lanes
@@ -189,7 +189,7 @@ def _parser_problem(exc: ValidationException, fallback: str, roots: Mapping[str,
     file_name = getattr(exc, "file_name", "") or ""
     root = roots.get(file_name)
     if root is not None and is_dmn(root):
-        return checks.dmn_parse_problem(exc, file_name, root)
+        return dmn.dmn_parse_problem(exc, file_name, root)
     return checks.parser_problem(exc, file_name or fallback, root)
 
 
@@ -212,7 +212,7 @@ def _check_decisions(parser: Any, roots: Mapping[str, etree._Element]) -> list[P
             problems.append(Problem(f"{filename}: the decision table cannot be read: {type(exc).__name__}: {exc}",
                                     element=filename))
             continue
-        problems.extend(checks.decision_problems(dmn_parser.decision))
+        problems.extend(dmn.decision_problems(dmn_parser.decision))
     return problems
 
 

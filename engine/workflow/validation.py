@@ -12,7 +12,6 @@ import ast
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
@@ -334,52 +333,4 @@ def dmn_cell_problems(where: str, input_expression: str | None, cell: str) -> li
     return []
 
 
-def decision_problems(decision: Any) -> list[Problem]:
-    """Every input expression, input entry and output entry of a parsed DMN decision, compiled as the engine
-    runs it (restricted, like scripts): each problem names the decision, the rule and the input or output,
-    and is reported against the DMN element (the input, or the cell)."""
-    problems: list[Problem] = []
-    for table in getattr(decision, "decisionTables", []):
-        broken: set[int] = set()  # inputs whose own expression is refused: their cells would only repeat it
-        for column in table.inputs:
-            if column.expression:
-                found = code_problems(f"decision '{decision.id}', input '{column.id}': invalid expression "
-                                      f"{_shown(column.expression)}", column.expression, "eval")
-                if found:
-                    broken.add(id(column))
-                problems.extend(Problem(m, element=column.id) for m in found)
-        for rule in table.rules:
-            for entry in rule.inputEntries:
-                if id(entry.input) in broken:
-                    continue
-                where = f"decision '{decision.id}', rule '{rule.id}', input '{entry.input.id}'"
-                for cell in entry.lhs:
-                    if cell is not None:
-                        problems.extend(Problem(m, element=entry.id)
-                                        for m in dmn_cell_problems(where, entry.input.expression, cell))
-            for entry in rule.outputEntries:
-                text = getattr(entry, "text", None)
-                if text:
-                    where = f"decision '{decision.id}', rule '{rule.id}', output '{entry.output.id}'"
-                    problems.extend(Problem(m, element=entry.id)
-                                    for m in code_problems(f"{where}: invalid expression {_shown(text)}", text, "eval"))
-    return problems
-
-
-def dmn_parse_problem(exc: ValidationException, filename: str, root: etree._Element) -> Problem:
-    """SpiffWorkflow's DMN parse error; its refusal of an output entry worded as decision_problems words it."""
-    entry = next((n for n in root.iter() if isinstance(n.tag, str) and exc.id and n.get("id") == exc.id), None)
-    rule = entry.getparent() if entry is not None else None
-    table = rule.getparent() if rule is not None else None
-    decision = table.getparent() if table is not None else None
-    text = next((c.text for c in entry if isinstance(c.tag, str) and c.tag.endswith("text")), None) \
-        if entry is not None else None
-    if entry is None or rule is None or table is None or decision is None or not str(entry.tag).endswith(
-            "outputEntry") or not text:
-        return parser_problem(exc, filename, root)
-    position = [c for c in rule if isinstance(c.tag, str) and c.tag.endswith("outputEntry")].index(entry)
-    outputs = [c for c in table if isinstance(c.tag, str) and c.tag.endswith("output")]
-    output = outputs[position].get("id") if position < len(outputs) else None
-    where = f"decision '{decision.get('id')}', rule '{rule.get('id')}', output '{output}'"
-    found = code_problems(f"{where}: invalid expression {_shown(text)}", text, "eval")
-    return Problem(found[0] if found else f"{where}: invalid expression {_shown(text)}", element=exc.id)
+# decision_problems and dmn_parse_problem, which name a cell's table, rule and column, are in workflow.dmn.

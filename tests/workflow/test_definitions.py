@@ -389,35 +389,38 @@ def test_dmn_input_entries_are_compiled_as_the_engine_builds_them(cell: str, exp
     else:
         [problem] = found
         assert problem.element == "DecisionRule_2_in"
-        assert problem.message.startswith("decision 'd19_eligibility', rule 'DecisionRule_2', input 'years': ")
+        assert problem.message.startswith(
+            "table 'Eligibility' (d19_eligibility), rule 2 (DecisionRule_2), input 'Years' (years): ")
         assert expected in problem.message, problem.message
 
 
 def test_dmn_problem_names_decision_rule_and_input() -> None:
     [problem] = dmn_problems(decision(["> 1", "> 2", "> >5"]))
     assert problem.message.startswith(
-        "decision 'd19_eligibility', rule 'DecisionRule_3', input 'years': invalid expression '> >5'")
+        "table 'Eligibility' (d19_eligibility), rule 3 (DecisionRule_3), input 'Years' (years): "
+        "invalid expression '> >5'")
 
 
 def test_dmn_input_expressions_and_output_entries_are_compiled() -> None:
     found = dmn_problems(decision(["> 1", "2"], expression="years >"))
-    assert messages(found) == {"years": "decision 'd19_eligibility', input 'years': invalid expression 'years >': "
-                                         "syntax error: invalid syntax (line 1)"}  # its cells are not repeated
+    assert messages(found) == {"years": "table 'Eligibility' (d19_eligibility), input 'Years' (years): invalid "
+                                         "expression 'years >': syntax error: invalid syntax (line 1)"}  # no cells
     found = dmn_problems(decision(["> 1"], outputs=('"ok"', "x.__class__", "import os", 'f"{facts[0]}"')))
     assert messages(found) == {
-        "DecisionRule_1_out1": "decision 'd19_eligibility', rule 'DecisionRule_1', output 'out1': invalid expression "
-                               "'x.__class__': \"__class__\" is an invalid attribute name because it starts with \"_\" "
-                               "(line 1)",
-        "DecisionRule_1_out2": "decision 'd19_eligibility', rule 'DecisionRule_1', output 'out2': invalid expression "
-                               "'import os': syntax error: invalid syntax (line 1)",
+        "DecisionRule_1_out1": "table 'Eligibility' (d19_eligibility), rule 1 (DecisionRule_1), output 'o1' (out1): "
+                               "invalid expression 'x.__class__': \"__class__\" is an invalid attribute name "
+                               "because it starts with \"_\" (line 1)",
+        "DecisionRule_1_out2": "table 'Eligibility' (d19_eligibility), rule 1 (DecisionRule_1), output 'o2' (out2): "
+                               "invalid expression 'import os': syntax error: invalid syntax (line 1)",
     }
 
 
 def test_dmn_output_entries_spiffworkflow_refuses_are_worded_the_same() -> None:
     # SpiffWorkflow's DMN parser refuses `1 +` itself ("Malformed Output Expression"), and stops there.
     [problem] = dmn_problems(decision(["> 1"], outputs=('"ok"', "1 +")))
-    assert problem == Problem("decision 'd19_eligibility', rule 'DecisionRule_1', output 'out1': invalid expression "
-                              "'1 +': syntax error: invalid syntax (line 1)", element="DecisionRule_1_out1")
+    assert problem == Problem("table 'Eligibility' (d19_eligibility), rule 1 (DecisionRule_1), output 'o1' (out1): "
+                              "invalid expression '1 +': syntax error: invalid syntax (line 1)",
+                              element="DecisionRule_1_out1")
 
 
 def test_dmn_tables_that_cannot_be_read_are_refused_naming_the_file() -> None:
