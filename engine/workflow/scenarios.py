@@ -1,0 +1,232 @@
+"""The scenario runner (issue 20): runs scenarios (engine.workflow.scenario_format) against a given set of
+diagrams, decision tables and forms, each in a throw-away SQLite database, with a clock of its own, and returns
+a structured result per scenario: its status, outcome, effective date, the path of elements it passed and where it
+ended, each step's result, and every failure with where it happened.
+
+Generic: it drives the real runtime (Runtime.start, complete_task, timers through TimerService, people through
+engine.people) and knows no policy; a record a policy keeps is made through the actions its package declares
+(ProcessPackage.scenario_actions). The clock is Clock.isolated: the thread running a scenario sees its own frozen
+clock, and the clock every other thread (or the caller, after the run) reads is never moved.
+
+`run_scenarios(scenarios, sources)` is what the studio's "Try this draft" calls, once with the draft's files and
+once with the live ones (project_sources); `make test` runs the library (tests/workflow/test_scenarios.py)
+straight through and with a save/restore (a new runtime, connection pool and spec cache) before every step.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.core.clock import CLOCK, install
+from engine.core.config import Settings
+from engine.core.db import Database
+from engine.core.errors import EngineError
+from engine.workflow.definitions import SPECS
+from engine.workflow.registry import load_policies
+from engine.workflow.runtime import Runtime
+from engine.workflow.scenario_checks import Check, CheckFailed, ScenarioState, parse_when
+from engine.workflow.scenario_format import Scenario, step_kind
+from engine.workflow.scenario_setup import (
+    Sources,
+    create_tables,
+    deploy_sources,
+    project_sources,
+    set_up_people,
+)
+
+__all__ = ["MODES", "ScenarioResult", "Sources", "StepResult", "project_sources", "run_scenario", "run_scenarios"]
+
+#: How each scenario runs: straight through, and restored from nothing but the database before every step.
+MODES = ("straight", "save-restore")
+
+
+@dataclass
+class StepResult:
+    """One step as it ran: its number (0 is the start), kind, what it did or found, the clock, and whether it held."""
+
+    index: int
+    kind: str
+    summary: str
+    at: str
+    ok: bool = True
+    message: str = ""
+
+
+@dataclass
+class Failure:
+    """Where a scenario went wrong (`step 3 (complete make_submission)`, `outcome`, `setup`) and what happened."""
+
+    where: str
+    message: str
+
+
+@dataclass
+class ScenarioResult:
+    """What one scenario came to, in one mode."""
+
+    name: str
+    file: str | None
+    clauses: list[str]
+    mode: str
+    status: str | None = None  #: the case's status (running, completed, ...); `refused` when its start was
+    outcome: Any = None  #: the case data's `outcome` field, when it has one
+    effective_date: Any = None  #: the case data's `effective_date` field, when it has one
+    ended_at: str | None = None  #: the end event a completed case finished at
+    path: list[str] = field(default_factory=list)  #: the elements the case passed, in order
+    data: dict[str, Any] = field(default_factory=dict)  #: the case data at the end
+    steps: list[StepResult] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every step and the outcome held."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data (the studio's page, the command line's --json)."""
+        return {**asdict(self), "passed": self.passed}
+
+    def report(self) -> str:
+        """A short text: the scenario, its mode, and each failure with where."""
+        head = f"{'PASS' if self.passed else 'FAIL'} {self.name} [{self.mode}] ({self.file or 'in memory'})"
+        return "\n".join([head, *(f"  {f.where}: {f.message}" for f in self.failures)])
+
+
+def run_scenarios(scenarios: Iterable[Scenario], sources: Sources | None = None, settings: Settings | None = None,
+                  modes: Sequence[str] = MODES) -> list[ScenarioResult]:
+    """Run each scenario in each mode against `sources` (default: the project's processes and forms)."""
+    settings = settings or Settings()
+    sources = sources if sources is not None else project_sources(settings)
+    return [run_scenario(s, sources, settings, restore=(mode == "save-restore"))
+            for s in scenarios for mode in modes]
+
+
+def run_scenario(scenario: Scenario, sources: Sources | None = None, settings: Settings | None = None,
+                 restore: bool = False) -> ScenarioResult:
+    """Run one scenario in a throw-away database with its own clock; never raises for what the scenario finds."""
+    settings = settings or Settings()
+    sources = sources if sources is not None else project_sources(settings)
+    result = ScenarioResult(scenario.name, scenario.file, list(scenario.clauses), MODES[1] if restore else MODES[0])
+    install()
+    start_at = parse_when(scenario.start["at"]) if scenario.start.get("at") else CLOCK.now()
+    with tempfile.TemporaryDirectory(prefix="ntpswf-scenario-") as folder, CLOCK.isolated(start_at):
+        run_settings = replace(settings, database_url=f"sqlite:///{Path(folder) / 'scenario.sqlite3'}",
+                               demo_mode=False, smtp_url=None)
+        runner = _Runner(scenario, sources, run_settings, restore, result)
+        try:
+            runner.run()
+        finally:
+            runner.close()
+    return result
+
+
+class _Runner:
+    """One scenario's run: its database, runtime, the cases it started, and the result being filled."""
+
+    def __init__(self, scenario: Scenario, sources: Sources, settings: Settings, restore: bool,
+                 result: ScenarioResult) -> None:
+        self.scenario = scenario
+        self.sources = sources
+        self.settings = settings
+        self.restore = restore
+        self.result = result
+        load_policies(settings)
+        self.runtime = Runtime(Database(settings.database_url), settings)
+        self.state = ScenarioState(self.runtime)
+
+    def close(self) -> None:
+        self.runtime.db.dispose()
+
+    def fresh(self) -> Runtime:
+        """The runtime a step uses: with `restore`, a new one on a new connection pool with an empty spec cache,
+        so the step starts from nothing but what the database holds."""
+        if self.restore:
+            self.runtime.db.dispose()
+            SPECS.clear()
+            self.runtime = Runtime(Database(self.settings.database_url), self.settings)
+            self.state.runtime = self.runtime
+        return self.runtime
+
+    def run(self) -> None:
+        if not self._set_up():
+            return
+        steps: list[tuple[str, dict[str, Any]]] = [("start", self.scenario.start)]
+        steps += [(step_kind(s), s) for s in self.scenario.steps]
+        for index, (kind, step) in enumerate(steps):
+            body = step if index == 0 else step[kind]
+            where = f"start ({self.scenario.process})" if index == 0 else f"step {index} ({_label(kind, body)})"
+            if not self._step(index, kind, body, where):
+                break
+        else:
+            self._outcome()
+        self._finish()
+
+    def _set_up(self) -> bool:
+        try:
+            create_tables(self.runtime.db, self.settings)
+            deploy_sources(self.runtime, self.sources)
+            set_up_people(self.runtime, self.scenario.setup)
+            for record in self.scenario.setup.get("records") or []:
+                Check(self.fresh(), self.state).record(record)
+        except (EngineError, CheckFailed, ValueError) as exc:
+            self.result.failures.append(Failure("setup", _error_text(exc)))
+            return False
+        return True
+
+    def _step(self, index: int, kind: str, body: Any, where: str) -> bool:
+        at = CLOCK.now().isoformat()
+        check = Check(self.fresh(), self.state)
+        try:
+            summary = check.run(kind, body)
+        except CheckFailed as exc:
+            self._failed(index, kind, at, where, str(exc))
+            return False
+        except (EngineError, ValueError, LookupError) as exc:  # an unexpected refusal, or a bad name in the step
+            self._failed(index, kind, at, where, f"refused: {_error_text(exc)}")
+            return False
+        self.result.steps.append(StepResult(index, kind, summary, at))
+        return True
+
+    def _failed(self, index: int, kind: str, at: str, where: str, message: str) -> None:
+        self.result.steps.append(StepResult(index, kind, message, at, ok=False, message=message))
+        self.result.failures.append(Failure(where, message))
+
+    def _outcome(self) -> None:
+        expected = self.scenario.outcome
+        if expected is None:
+            return
+        try:
+            Check(self.fresh(), self.state).outcome(expected)
+        except CheckFailed as exc:
+            self.result.failures.append(Failure("outcome", str(exc)))
+
+    def _finish(self) -> None:
+        snapshot = self.state.snapshot()
+        self.result.status = snapshot.status
+        self.result.data = snapshot.data
+        self.result.outcome = snapshot.data.get("outcome")
+        self.result.effective_date = snapshot.data.get("effective_date")
+        self.result.path = snapshot.path
+        self.result.ended_at = snapshot.ended_at
+
+
+def _label(kind: str, body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("task"), str):
+        return f"{kind} {body['task']}"
+    if isinstance(body, dict) and isinstance(body.get("kind"), str):
+        return f"{kind} {body['kind']}"
+    if kind == "at":
+        return f"at {body}"
+    return kind
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, EngineError):
+        details = [f"{p.field or p.element}: {p.message}" if (p.field or p.element) else p.message
+                   for p in exc.problems if p.message != exc.message]
+        return f"{type(exc).__name__}: {exc.message}" + (f" ({'; '.join(details)})" if details else "")
+    return f"{type(exc).__name__}: {exc}"
