@@ -3,7 +3,8 @@ comparison, roll back, migration of running cases, imports; and the instance dia
 
 Owners' pages need the process_owner or admin role. The JSON endpoints the modeler calls live under
 /studio/api/ and answer errors as JSON ({"problems": [{"element"|"field", "message"}]}). The instance
-diagram is for anyone who may see the case.
+diagram is for anyone who may see the case, and, as element states only, for the process's owners; the
+process overview (counts of where its cases stand) for its owners (engine.workflow.access.may_oversee_process).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from engine.people.groups import group_names
 from engine.workflow import migration, queries, versions
 from engine.workflow.assignment import role_lanes
 from engine.workflow.bundles import MAX_FORM_DEPTH, json_depth
-from engine.workflow.diagram import instance_diagram
+from engine.workflow.diagram import case_links, diagram_access, element_states, instance_diagram
 from engine.workflow.forms import check_schema
+from engine.workflow.overview import process_overview
 from web import services
 from web.auth import current_user, login_required, roles_required
 from web.errors import status_of
@@ -230,7 +232,8 @@ def migrate_preview(key: str) -> ResponseReturnValue:
     from_version = request.args.get("from", default=sources[0] if sources else to_version, type=int)
     candidates = migration.preview(services().runtime, current_user(), key, from_version, to_version)
     return render_template("studio/migrate.html", key=key, candidates=candidates, all_versions=all_versions,
-                           running=running, from_version=from_version, to_version=to_version, outcomes=None)
+                           running=running, from_version=from_version, to_version=to_version, outcomes=None,
+                           links=_case_links(key, [c.instance_id for c in candidates]))
 
 
 @bp.post("/processes/<key>/migrate")
@@ -256,7 +259,36 @@ def migrate(key: str) -> ResponseReturnValue:
         all_versions = [r.version for r in versions.versions(s, key)]
     candidates = migration.preview(services().runtime, current_user(), key, from_version, to_version)
     return render_template("studio/migrate.html", key=key, candidates=candidates, all_versions=all_versions,
-                           running=running, from_version=from_version, to_version=to_version, outcomes=outcomes)
+                           running=running, from_version=from_version, to_version=to_version, outcomes=outcomes,
+                           links=_case_links(key, [c.instance_id for c in candidates]))
+
+
+def _case_links(key: str, ids: list[int]) -> dict[int, str]:
+    """What the viewer may open of each listed case (the engine decides): "case", "diagram" or nothing."""
+    with services().db.read() as s:
+        return case_links(s, current_user(), key, ids)
+
+
+def _version_arg() -> int | None:
+    """?version=N (a version number) or nothing (every version); anything else is refused naming the field."""
+    raw = request.args.get("version", "")
+    if raw in ("", "all"):
+        return None
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise Invalid("bad version", [Problem("must be a version number, or 'all'", field="version")])
+    return int(raw)
+
+
+@bp.get("/processes/<key>/overview")
+@login_required
+def overview(key: str) -> ResponseReturnValue:
+    """Where the cases of a process stand: counts of cases, the diagram coloured by counts per element, and a
+    table of them (its process owners and admins; no case data)."""
+    version = _version_arg()
+    with services().db.read() as s:
+        view = process_overview(s, current_user(), key, version)
+    data = {"xml": view.xml, "counts": view.counts(), "names": {e.element: e.name for e in view.elements}}
+    return render_template("studio/overview.html", key=key, view=view, data=data)
 
 
 # --------------------------------------------------------------------------- instance diagrams
@@ -267,8 +299,8 @@ def migrate(key: str) -> ResponseReturnValue:
 def instance_diagram_json(instance_id: int) -> ResponseReturnValue:
     """A case's diagram and which elements are completed, open and waiting (anyone who may see the case)."""
     with services().db.read() as s:
-        row = queries.get_instance(s, current_user(), instance_id)
-        data = instance_diagram(s, row)
+        row, full = diagram_access(s, current_user(), instance_id)
+        data = instance_diagram(s, row) if full else element_states(s, row)
     response = jsonify(data)
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -277,9 +309,14 @@ def instance_diagram_json(instance_id: int) -> ResponseReturnValue:
 @bp.get("/instances/<int:instance_id>/diagram")
 @login_required
 def instance_page(instance_id: int) -> ResponseReturnValue:
-    """The case's diagram with its history beside it."""
+    """The case's diagram with its history beside it; for a process owner who may not see the case, the diagram's
+    element states alone."""
     with services().db.read() as s:
-        row = queries.get_instance(s, current_user(), instance_id)
+        row, full = diagram_access(s, current_user(), instance_id)
+        if not full:
+            case = {"id": row.id, "process": row.process_key, "version": row.definition.version,
+                    "status": row.status}
+            return render_template("studio/instance_states.html", case=case)
         case = queries.instance_dict(s, row)
     return render_template("studio/instance.html", case=case)
 

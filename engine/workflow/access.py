@@ -61,6 +61,14 @@ def may_view_instance(session: Session, user: User, instance: ProcessInstance) -
     ) is True
 
 
+def visible_instances(session: Session, user: User, ids: list[int]) -> set[int]:
+    """Which of these cases the user may see (may_view_instance for a list, in one query)."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(ProcessInstance.id).where(ProcessInstance.id.in_(ids),
+                                                                instance_filter(session, user))))
+
+
 def may_start(session: Session, user: User, process_key: str, data: dict[str, Any]) -> bool:
     """HR and admins start any case; a supervisor or manager starts one for their own staff, and the CEO of their
     organisation (or a delegate) for anyone of it;
@@ -107,6 +115,13 @@ def may_manage_people(user: User) -> bool:
 def may_deploy(user: User) -> bool:
     """Admins and process owners deploy definitions."""
     return user.has_role("admin", "process_owner")
+
+
+def may_oversee_process(user: User, process_key: str) -> bool:
+    """Who sees where the cases of a process stand (element states and counts, no case data): its process owners
+    and admins. Ownership is the process_owner role, which owns every process the studio lists (there is no
+    per-process owner record); the key is asked so that a finer ownership is decided here and nowhere else."""
+    return bool(process_key) and user.has_role("admin", "process_owner")
 
 
 def person_filter(user: User) -> ColumnElement[bool]:
