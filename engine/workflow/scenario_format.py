@@ -86,7 +86,7 @@ def where_in(document: Any, path: Iterable[Any]) -> str:
         if isinstance(body, dict) and isinstance(body.get("task"), str):
             label += f" {body['task']}"
         label += ")"
-        rest = ".".join(str(p) for p in parts[2:])
+        rest = ".".join(str(p) for p in parts[3 if parts[2:3] == [kind] else 2:])
         return f"{label} {rest}".strip()
     return ".".join(str(p) for p in parts) or "(the whole file)"
 
