@@ -9,8 +9,9 @@ from flask.typing import ResponseReturnValue
 
 from engine.core.errors import Invalid
 from engine.workflow import queries
+from engine.workflow import timeline as case_timeline
 from engine.workflow.definitions import list_latest
-from web import services
+from web import services, timeline_svg
 from web.auth import current_user, login_required
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -31,11 +32,14 @@ def index() -> ResponseReturnValue:
 @bp.get("/<int:instance_id>")
 @login_required
 def show(instance_id: int) -> ResponseReturnValue:
-    """One case."""
+    """One case, with its dates and timers as a timeline (a picture and the same marks as a list)."""
     with services().db.read() as s:
         row = queries.get_instance(s, current_user(), instance_id)
         case = queries.instance_dict(s, row)
-    return render_template("case.html", case=case, data_json=json.dumps(case["data"], indent=2, sort_keys=True))
+        timeline = case_timeline.build(s, row, services().settings.timezone)
+    return render_template("case.html", case=case, data_json=json.dumps(case["data"], indent=2, sort_keys=True),
+                           timeline_svg=timeline_svg.render(timeline, f"timeline-{instance_id}"),
+                           timeline_rows=timeline_svg.rows(timeline), timeline_overdue=len(timeline.overdue))
 
 
 @bp.route("/new", methods=["GET", "POST"])
