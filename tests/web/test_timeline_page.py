@@ -4,6 +4,7 @@ same marks as its text alternative), with moved dates and what is overdue; every
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_labels_of_close_dates_are_staggered_into_rows_that_do_not_overlap() -> 
     assert len(spans) > 1  # more than one row
     for row in spans.values():
         row.sort()
-        assert all(a[1] <= b[0] for a, b in zip(row, row[1:], strict=False)), row
+        assert all(a[1] <= b[0] for a, b in pairwise(row)), row
     # Every mark keeps its whole label in the picture's <title>, row or no row.
     titles = [t.text or "" for g in svg.iter(f"{SVG}g") for t in g.findall(f"{SVG}title")]
     assert all(any(t.startswith(m.label) for t in titles) for m in marks)
