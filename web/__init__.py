@@ -69,14 +69,14 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
 
 def _register_views(app: Flask, settings: Settings) -> None:
     """The command line, template filters, error pages, the generic blueprints and each loaded policy's pages."""
-    from web import admin, api, auth, cases, cli, errors, formatting, hr, people, studio, tasks
+    from web import admin, api, auth, cases, cli, errors, formatting, hr, people, studio, studio_dmn, tasks
 
     cli.register(app)
     app.add_template_filter(clause_label)
     formatting.register(app, settings.timezone)
     auth.init_app(app)
     errors.init_app(app)
-    for blueprint in (auth.bp, tasks.bp, cases.bp, people.bp, api.bp, admin.bp, studio.bp, hr.bp):
+    for blueprint in (auth.bp, tasks.bp, cases.bp, people.bp, api.bp, admin.bp, studio.bp, studio_dmn.bp, hr.bp):
         app.register_blueprint(blueprint)
     for package in REGISTRY.packages.values():  # each loaded policy's pages (ProcessPackage.web)
         if package.web is not None:
