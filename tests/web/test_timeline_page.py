@@ -4,9 +4,9 @@ same marks as its text alternative), with moved dates and what is overdue; every
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from flask.testing import FlaskClient
