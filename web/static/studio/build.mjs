@@ -9,7 +9,10 @@ const out = join(here, '..', 'vendor');
 
 const started = Date.now();
 await build({
-  entryPoints: { studio: join(here, 'modeler.js'), viewer: join(here, 'viewer.js'), 'studio-css': join(here, 'studio.css') },
+  entryPoints: {
+    studio: join(here, 'modeler.js'), viewer: join(here, 'viewer.js'), 'studio-css': join(here, 'studio.css'),
+    'dmn-editor': join(here, 'dmn-editor.js'), 'dmn-editor-css': join(here, 'dmn-editor.css'),
+  },
   outdir: out,
   bundle: true,
   minify: !process.env.STUDIO_DEV,
