@@ -245,6 +245,9 @@ def register(app: Flask) -> None:
     from web.hr import register_cli  # HR bulk work: `people import`, `progression start-cycles`
 
     register_cli(app)
+    from web.cli_scenarios import register_cli as register_scenarios  # `ntpswf scenarios run` (issue 20)
+
+    register_scenarios(app)
 
 
 def _create() -> Flask:
