@@ -106,7 +106,10 @@ def sqlite_database(path: Path) -> str:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes")
+    # compact_above_tasks=0: every save compacts the workflow (engine.workflow.compaction), so every suite that
+    # runs a case straight and restored also proves that compaction changes nothing the case does.
+    return Settings(database_url=db_url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes",
+                    compact_above_tasks=0)
 
 
 @pytest.fixture

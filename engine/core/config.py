@@ -51,6 +51,10 @@ class Settings:
     #: The most a case's data (as stored JSON) and one task's submitted data may weigh.
     case_data_limit_bytes: int = 1_000_000
     task_data_limit_bytes: int = 256_000
+    #: A case's workflow is compacted (finished tasks taken out into history rows: engine.workflow.compaction)
+    #: when a save finds more tasks in it than this, so a step's cost stays bounded however old the case; a short
+    #: case never pays for it. 0 compacts on every save (the tests do, to prove it changes nothing).
+    compact_above_tasks: int = 60
 
     @property
     def policy_packages(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -130,6 +131,22 @@ class Timer(Base):
     claimed_until: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PassedElement(Base):
+    """An element a case's workflow passed, kept when compaction takes its finished task out of the live state
+    (engine.workflow.compaction): with the tasks still in the workflow, the case's whole path."""
+
+    __tablename__ = "passed_element"
+    __table_args__ = (Index("ix_passed_element_instance", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    element: Mapped[str] = mapped_column(String(200))  # the BPMN id
+    state: Mapped[str] = mapped_column(String(12))  # completed / cancelled
+    # When the task reached that state, as SpiffWorkflow records it (seconds since the epoch, wall clock): the
+    # path's order.
+    changed_at: Mapped[float] = mapped_column(Float)
 
 
 class Notification(Base):

@@ -11,9 +11,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.core.errors import Conflict
 from engine.core.models import Base, table_of
+from engine.workflow.compaction import Passed
 from engine.workflow.definitions import SPECS
 from engine.workflow.due import waiting_timer
-from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
+from engine.workflow.models import HumanTask, PassedElement, ProcessDefinition, ProcessInstance, Timer
 
 # ---------------------------------------------------------------------- helpers
 #
@@ -91,6 +92,14 @@ LATEST_ID = (select(_DEFINITIONS.c.id).where(_DEFINITIONS.c.key == bindparam("ke
 _TIMERS_OF_CASE = select(Timer).where(Timer.instance_id == bindparam("instance_id"))
 _UPDATES: dict[Any, Any] = {}
 _INSERTS: dict[Any, Any] = {}
+
+
+def insert_passed(session: Session, instance_id: int, passed: list[Passed]) -> None:
+    """Keep the elements compaction took out of a case's workflow as its history rows (one statement)."""
+    if passed:
+        session.connection().execute(insert(PassedElement.__table__), [
+            {"instance_id": instance_id, "element": p.element, "state": p.state, "changed_at": p.changed_at}
+            for p in passed])
 
 
 def lock_instance(session: Session, instance_id: int) -> ProcessInstance | None:

@@ -37,6 +37,7 @@ from engine.workflow.assignment import (
     separation_problem,
 )
 from engine.workflow.casedata import apply_data_changes, case_data, declared_outputs, json_size, task_context
+from engine.workflow.compaction import compact, task_count
 from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind, waiting_timer
 from engine.workflow.forms import today_here, validate
@@ -49,6 +50,7 @@ from engine.workflow.rows import (
     LATEST_ID,
     TASK_AND_CASE,
     insert_case,
+    insert_passed,
     insert_row,
     lock_instance,
     timer_rows,
@@ -431,6 +433,9 @@ class Runtime:
         now = CLOCK.now()
         ready = wf.get_tasks(state=TaskState.READY, manual=True)
         data = case_data(wf, ready)
+        # What a step reads and writes is bounded by what is open, not by the case's age (finished tasks go to
+        # history rows).
+        passed = compact(wf) if task_count(wf) > self.settings.compact_above_tasks else []
         serialized = serialization.dumps(wf)
         # The serialized workflow holds the data: only a workflow larger than the limit can hold data that is.
         if len(serialized) > self.settings.case_data_limit_bytes:
@@ -444,6 +449,7 @@ class Runtime:
             loaded.row = row = insert_case(session, row, values)
         else:
             write_instance(session, row, values)
+        insert_passed(session, row.id, passed)
         if loaded.started is not None:
             audit(session, row.id, row.started_by, "started", **loaded.started)
             loaded.started = None

@@ -34,7 +34,7 @@ from engine.core.errors import EngineError, Invalid
 from engine.people.models import User
 from engine.workflow.bundles import read_bundle
 from engine.workflow.definitions import SPECS, deploy
-from engine.workflow.models import HumanTask, ProcessInstance, Timer
+from engine.workflow.models import HumanTask, PassedElement, ProcessInstance, Timer
 from engine.workflow.runtime import Runtime
 from engine.workflow.timers import TimerService
 from tests.workflow.driver import Driver
@@ -160,10 +160,12 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def path_of(wf: BpmnWorkflow) -> list[str]:
-    """The BPMN ids of the workflow's completed tasks (subprocesses included), in the order they completed."""
-    done = [(t.last_state_change, n, t.task_spec.bpmn_id) for n, t in enumerate(wf.get_tasks(state=TaskState.COMPLETED))
-            if t.task_spec.bpmn_id is not None]
+def path_of(wf: BpmnWorkflow, passed: Sequence[tuple[float, str]] = ()) -> list[str]:
+    """The BPMN ids of the workflow's completed tasks (subprocesses included), in the order they completed, with
+    those compaction took out of it (the product's history rows: `passed`, as (when, element))."""
+    done = [(float(at), -1, str(element)) for at, element in passed]
+    done += [(t.last_state_change, n, t.task_spec.bpmn_id)
+             for n, t in enumerate(wf.get_tasks(state=TaskState.COMPLETED)) if t.task_spec.bpmn_id is not None]
     return [bpmn_id for _, _, bpmn_id in sorted(done)]
 
 
@@ -440,7 +442,9 @@ class ProductRun:
             row = s.get(ProcessInstance, self.instance_id)
             assert row is not None
             wf = self.runtime.load(s, row).workflow
-            return Outcome(status, path_of(wf), data_of(wf), element, message)
+            passed = list(s.execute(select(PassedElement.changed_at, PassedElement.element).where(
+                PassedElement.instance_id == row.id, PassedElement.state == "completed")).all())
+            return Outcome(status, path_of(wf, passed), data_of(wf), element, message)
 
 
 def run_product(runtime: Runtime, scenario: Scenario, restore: bool) -> Outcome:
