@@ -249,3 +249,63 @@ def test_main_pages_fit_a_390_px_screen(page: Any, live_server: LiveServer, user
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= 390, (path, wide)
         assert page.get_by_role("button", name="Log out").is_visible(), path
+
+
+def _diagram_box(page: Any) -> dict[str, float]:
+    """Where the drawn diagram lies inside its box: its edges relative to the container's, in pixels."""
+    return page.evaluate("""() => {
+        const box = document.querySelector('[data-instance-diagram]').getBoundingClientRect();
+        const drawn = document.querySelector('[data-instance-diagram] .viewport').getBoundingClientRect();
+        return { left: drawn.left - box.left, top: drawn.top - box.top, right: box.right - drawn.right,
+                 bottom: box.bottom - drawn.bottom, width: drawn.width };
+    }""")
+
+
+def _zoom(page: Any) -> int:
+    return int(page.inner_text(".diagram-zoom-level").rstrip("%"))
+
+
+def test_mp_diagram_fits_zooms_and_pans(page: Any, live_server: LiveServer) -> None:
+    """Issue 19: the diagram opened at 10% zoom with no zoom controls."""
+    task = _open_task(live_server, "invite_submission")
+    login(page, "hr")
+    page.goto(f"/studio/instances/{task.instance_id}/diagram")
+    page.wait_for_selector("[data-instance-diagram][data-ready=true]")
+    fitted = _diagram_box(page)
+    assert min(fitted["left"], fitted["top"], fitted["right"], fitted["bottom"]) >= -1, fitted  # all of it shows
+    start = _zoom(page)
+    page.get_by_role("button", name="Zoom in").click()
+    assert _zoom(page) > start
+    page.get_by_role("button", name="Zoom out").click()
+    page.get_by_role("button", name="Zoom out").click()
+    assert _zoom(page) < start
+    page.get_by_role("button", name="Fit the diagram to the box").click()
+    assert _zoom(page) == start
+    page.locator("[data-instance-diagram] svg").focus()
+    before = _diagram_box(page)["left"]
+    page.keyboard.press("ArrowLeft")  # the diagram moves right: what was left of the view comes in
+    assert _diagram_box(page)["left"] > before
+    page.keyboard.press("+")
+    assert _zoom(page) > start
+    assert page.js_errors == []
+
+
+def test_mp_owner_overview_shows_counts_on_the_diagram(axe_page: Any, live_server: LiveServer) -> None:
+    page = axe_page
+    task = _open_task(live_server, "invite_submission")
+    login(page, "owner")
+    page.goto("/studio/processes/pay_progression/overview")
+    page.wait_for_selector("[data-instance-diagram][data-ready=true]")
+    badge = page.locator('.djs-overlay[data-container-id="invite_submission"] .badge-open')
+    expect(badge).to_have_text(re.compile(r"^\d+ open$"))
+    row = page.locator('tr[data-element="invite_submission"] td').first
+    assert badge.inner_text().split()[0] == row.inner_text()
+    assert page.locator('.djs-element.ntps-open[data-element-id="invite_submission"]').count() == 1
+    found = {"overview": axe_violations(page)}
+    page.goto(f"/studio/instances/{task.instance_id}/diagram")  # the owner sees where the case stands
+    page.wait_for_selector("[data-instance-diagram][data-ready=true]")
+    assert page.locator('.djs-element.ntps-open[data-element-id="invite_submission"]').count() == 1
+    assert "History" not in page.inner_text("main")
+    found["case's element states"] = axe_violations(page)
+    failing = {name: v for name, v in found.items() if v}
+    assert not failing, json.dumps(failing, indent=1)

@@ -116,6 +116,16 @@ function colourCounts(data, viewer, canvas, registry) {
   }
 }
 
+// The box takes the diagram's shape: as tall as the diagram is at the box's full width, within limits, so a
+// wide process is not drawn as a thin strip in a tall empty box (nor a tall one squeezed into a short box).
+function shape(container, canvas) {
+  const inner = canvas.viewbox().inner;
+  if (!inner || !inner.width) return;
+  const width = container.clientWidth;
+  const tall = Math.round(width * (inner.height / inner.width)) + 40;
+  container.style.height = `${Math.max(256, Math.min(tall, Math.round(window.innerHeight * 0.75)))}px`;
+}
+
 async function load(container) {
   if (container.dataset.json) {
     const script = document.getElementById(container.dataset.json);
@@ -137,12 +147,10 @@ async function show(container) {
   const svg = container.querySelector('svg');
   if (svg) svg.setAttribute('aria-label', 'The diagram: arrow keys move it, + and - zoom, 0 fits it to the box');
   const fit = controls(container, canvas, viewer.get('eventBus'));
-  fit();
+  const refit = () => { shape(container, canvas); canvas.resized(); fit(); };
+  refit();
   let pending = null;
-  window.addEventListener('resize', () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => { canvas.resized(); fit(); }, 150);
-  });
+  window.addEventListener('resize', () => { clearTimeout(pending); pending = setTimeout(refit, 150); });
   if (!data.counts) describe(container, data, registry);
   container.dataset.ready = 'true';
 }
