@@ -116,24 +116,29 @@ def _caption(mark: Mark) -> str:
     return _short(mark.label)
 
 
-def _place(xs: list[float], captions: list[str]) -> list[tuple[int | None, str]]:
-    """Each label's row (None: no room) and its anchor, so that no two labels of a row overlap."""
-    ends: list[float] = []  # per row, where its last label ends
-    placed: list[tuple[int | None, str]] = []
-    for x, caption in sorted(zip(xs, captions, strict=True), key=lambda p: p[0]):
-        width = len(caption) * CHAR + 10
-        left, anchor = (x - width, "end") if x + width > WIDTH - 4 else (x - 4, "start")
-        row = next((r for r, end in enumerate(ends) if end <= left), None)
-        if row is None and len(ends) < MAX_ROWS:
-            ends.append(0.0)
-            row = len(ends) - 1
-        if row is not None:
-            ends[row] = left + width
-        placed.append((row, anchor))
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
+#: Which labels get a row first: what is overdue, then what is still to happen, moved dates, dates, what was done.
+PRIORITY = {"due": 1, "timer": 1, "moved-from": 2, "milestone": 3, "done": 4}
+
+
+def _place(marks: list[Mark], xs: list[float], captions: list[str]) -> list[tuple[int | None, str]]:
+    """Each label's row (None: no room) and its anchor, so that no two labels of a row overlap; the most pressing
+    marks are placed first."""
+    rows: list[list[tuple[float, float]]] = []  # per row, the spans its labels take
     result: list[tuple[int | None, str]] = [(None, "start")] * len(xs)
-    for position, index in enumerate(order):
-        result[index] = placed[position]
+    order = sorted(range(len(xs)), key=lambda i: (0 if marks[i].state == "overdue" else
+                                                  PRIORITY.get(marks[i].kind, 5), xs[i]))
+    for i in order:
+        width = len(captions[i]) * CHAR + 10
+        left, anchor = (xs[i] - width, "end") if xs[i] + width > WIDTH - 4 else (xs[i] - 4, "start")
+        fits = [r for r, spans in enumerate(rows) if all(left + width <= a or b <= left for a, b in spans)]
+        if not fits and len(rows) < MAX_ROWS:
+            rows.append([])
+            fits = [len(rows) - 1]
+        if fits:
+            rows[fits[0]].append((left, left + width))
+            result[i] = (fits[0], anchor)
+        else:
+            result[i] = (None, anchor)
     return result
 
 
@@ -182,7 +187,7 @@ def _legend(y: float) -> Iterator[str]:
     for mark, word in samples:
         yield _shape(mark, x, y)
         yield f'<text class="tl-legend" x="{x + 12:.1f}" y="{y + 4:.1f}">{escape(word)}</text>'
-        x += 24 + len(word) * CHAR
+        x += 30 + len(word) * 6.8
     yield (f'<line class="tl-today" x1="{x:.1f}" y1="{y - 7:.1f}" x2="{x:.1f}" y2="{y + 7:.1f}"/>'
            f'<text class="tl-legend" x="{x + 6:.1f}" y="{y + 4:.1f}">Today</text>')
 
@@ -206,11 +211,12 @@ def _marks(timeline: Timeline, scale: _Scale, axis: float) -> Iterator[str]:
     tz = timeline.timezone
     xs = [scale.x(instant(m.when, tz)) for m in timeline.marks]
     captions = [_caption(m) for m in timeline.marks]
-    for mark, x, caption, (row, anchor) in zip(timeline.marks, xs, captions, _place(xs, captions), strict=True):
+    placed = _place(timeline.marks, xs, captions)
+    for mark, x, caption, (row, anchor) in zip(timeline.marks, xs, captions, placed, strict=True):
         day = local_day(mark.when, tz).isoformat()
         state = mark.state or ""
         words = f"{mark.label}: {KIND_WORDS.get(mark.kind, mark.kind)} {day} ({STATE_WORDS.get(state, state)})"
-        yield f'<g class="tl-mark tl-{escape(mark.kind)} tl-state-{escape(state)}"><title>{escape(words)}</title>'
+        yield f'<g class="tl-mark tl-kind-{escape(mark.kind)} tl-state-{escape(state)}"><title>{escape(words)}</title>'
         yield _shape(mark, x, axis)
         if row is not None:
             y = axis - 20 - row * ROW
@@ -224,8 +230,8 @@ def render(timeline: Timeline, ident: str = "timeline") -> Markup:
     """The timeline as an SVG image (role="img", with a <title> and a <desc>); `ident` prefixes its element ids."""
     scale = _scale(timeline)
     xs = [scale.x(instant(m.when, timeline.timezone)) for m in timeline.marks]
-    rows_used = max((r + 1 for r, _ in _place(xs, [_caption(m) for m in timeline.marks]) if r is not None),
-                    default=1)
+    placed = _place(timeline.marks, xs, [_caption(m) for m in timeline.marks])
+    rows_used = max((r + 1 for r, _ in placed if r is not None), default=1)
     axis = TOP + 14 + rows_used * ROW
     height = axis + 70
     now_x = scale.x(timeline.now)

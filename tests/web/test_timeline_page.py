@@ -99,13 +99,13 @@ def test_overdue_is_said_in_words_and_shape_and_hostile_labels_are_escaped(
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(" in page
     svg = _svg(page)
-    overdue = svg.findall(f".//{SVG}g[@class='tl-mark tl-due tl-state-overdue']")
+    overdue = svg.findall(f".//{SVG}g[@class='tl-mark tl-kind-due tl-state-overdue']")
     assert len(overdue) == 1
     shape = overdue[0].find(f"{SVG}polygon[@class='tl-overdue']")
     assert shape is not None  # a triangle, not a colour alone
     label = overdue[0].find(f"{SVG}text[@class='tl-label']")
     assert label is not None and (label.text or "").startswith('Overdue: <script>alert("tl")')
-    timer = svg.find(f".//{SVG}g[@class='tl-mark tl-timer tl-state-future']/{SVG}title")
+    timer = svg.find(f".//{SVG}g[@class='tl-mark tl-kind-timer tl-state-future']/{SVG}title")
     assert timer is not None and (timer.text or "").startswith(HOSTILE)
     assert "1 overdue" in page and '<span class="overdue">overdue</span>' in page
 
