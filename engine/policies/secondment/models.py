@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -60,6 +61,10 @@ class Placement(Base):
     synced_event_id: Mapped[int] = mapped_column(Integer, default=0)
     synced_event_count: Mapped[int] = mapped_column(Integer, default=0)
     synced_at: Mapped[datetime]
+    # The projection's state after synced_event_id (secondment.projection: the case walk, the newest task row seen,
+    # the task rows open then, the steps numbered so far): a step takes it up instead of walking the whole history.
+    # None until the first update after the migration, which rebuilds.
+    walk_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class PlacementAgreementVersion(Base):
@@ -88,6 +93,8 @@ class PlacementReport(Base):
     """A timed step of a placement (induction, progress report, briefing...) and whether it was on time."""
 
     __tablename__ = "placement_report"
+    # A read finds the steps still pending past their due time (they are overdue now) without walking every step.
+    __table_args__ = (Index("ix_placement_report_outcome_due", "outcome", "due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("placement.instance_id"), index=True)

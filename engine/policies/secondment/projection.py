@@ -1,24 +1,36 @@
 """OCPE's placement register as a projection of each secondment case (MP-O), kept in step by an after-save hook
 (keep_register_in_step) in the runtime's transaction.
 
-`sync_placements` rebuilds a placement's rows (secondment.models.Placement and its agreement versions, timed steps
-and concerns) from the case's audit trail (which task was completed by whom, when, with what form data; which
-timers fired) and its task rows (when each step opened, was due, was done). The runtime writes both in the same
-transaction as every change to the case; the serialized workflow is never read, so the register does not depend on
-how SpiffWorkflow scopes data between parallel branches. A placement is rebuilt whenever its audit trail changed
-since the last rebuild (fingerprint: newest event id and number of events); rebuilding is idempotent, so a
-projection that lags catches up on the next read.
+A placement's rows (secondment.models.Placement and its agreement versions, timed steps and concerns) follow from the
+case's audit trail (which task was completed by whom, when, with what form data; which timers fired) and its task
+rows (when each step opened, was due, was done). The runtime writes both in the same transaction as every change to
+the case; the serialized workflow is never read, so the register does not depend on how SpiffWorkflow scopes data
+between parallel branches.
+
+Incremental (issue 21). The placement keeps the walk's state (`Placement.walk_state`: the CaseWalk, the newest task
+row seen, the task rows open then, the timed steps numbered so far) beside the newest audit event fed
+(`synced_event_id`). A step feeds the walk only the events after that one and reads only the task rows open before
+or now, so what it reads and writes is bounded by what is open, not by the case's age; the reporting counts move
+with the step rows that changed. `rebuild_placement` rebuilds a placement from its whole history: for a new
+placement, one without state, a history that changed behind the walk, and for repair (`ntpswf register rebuild`).
+The two agree after every step of the scenario suites (tests/policies/secondment/test_register_incremental.py).
+
+Reads (`refresh_register`) bring up to date a placement whose history changed behind it (fingerprint: newest event
+id and number of events), and make a pending step whose due time has passed overdue: that follows from the clock,
+not from any event.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +39,7 @@ from engine.core.clock import CLOCK
 from engine.core.config import Settings
 from engine.core.db import Database
 from engine.core.models import AuditEvent
+from engine.policies.secondment import register as reg
 from engine.policies.secondment.hooks import HOOKS
 from engine.policies.secondment.models import (
     Placement,
@@ -67,6 +80,20 @@ class _Version:
     @property
     def accepted(self) -> bool:
         return self.complete and all(a == "accept" for a, _ in self.answers.values())
+
+    def dump(self) -> dict[str, Any]:
+        """The version as JSON (CaseWalk.dump)."""
+        return {"number": self.number, "kind": self.kind, "issued_at": self.issued_at.isoformat(),
+                "document": self.document, "changes": self.changes,
+                "answers": {party: [answer, at.isoformat()] for party, (answer, at) in self.answers.items()}}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> _Version:
+        """A version from its JSON."""
+        answers = {str(party): (str(answer), datetime.fromisoformat(at)) for party, (answer, at)
+                   in data["answers"].items()}
+        return cls(int(data["number"]), str(data["kind"]), datetime.fromisoformat(data["issued_at"]),
+                   dict(data["document"]), answers, [str(c) for c in data["changes"]])
 
 
 @dataclass
@@ -205,6 +232,32 @@ class CaseWalk:
             return self.accepted.document
         return self.draft or {}
 
+    # ------------------------------------------------------------------ kept between steps
+
+    def dump(self) -> dict[str, Any]:
+        """The walk as JSON, to be taken up again by `load` (the accepted version is named by its number)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _WALK_OBJECTS}
+        out["versions"] = [v.dump() for v in self.versions]
+        out["accepted"] = self.accepted.number if self.accepted is not None else None
+        out["agreed_at"] = self.agreed_at.isoformat() if self.agreed_at is not None else None
+        out["concerns"] = [{**c, "raised_at": c["raised_at"].isoformat()} for c in self.concerns]
+        return out
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> CaseWalk:
+        """A walk from its JSON (`dump`)."""
+        walk = cls(**{f.name: data[f.name] for f in fields(cls) if f.name not in _WALK_OBJECTS})
+        walk.versions = [_Version.load(v) for v in data["versions"]]
+        accepted = data["accepted"]
+        walk.accepted = walk.versions[int(accepted) - 1] if accepted else None
+        walk.agreed_at = datetime.fromisoformat(data["agreed_at"]) if data["agreed_at"] else None
+        walk.concerns = [{**c, "raised_at": datetime.fromisoformat(c["raised_at"])} for c in data["concerns"]]
+        return walk
+
+
+#: CaseWalk fields that are not plain JSON values (dump and load convert them).
+_WALK_OBJECTS = frozenset({"versions", "accepted", "agreed_at", "concerns"})
+
 
 def _date(value: Any) -> date | None:
     if isinstance(value, str) and value:
@@ -225,31 +278,129 @@ def _step_outcome(task: HumanTask, now: datetime) -> str:
     return "missed" if due is not None and due < ended else "superseded"
 
 
+#: The placement's report counts each outcome adds to (an overdue report counts as not filed; a pending or
+#: superseded one has not fallen due).
+_COUNTED = {"on_time": "reports_on_time", "late": "reports_late", "missed": "reports_missed",
+            "overdue": "reports_missed"}
+#: The format of Placement.walk_state; a placement holding another is rebuilt.
+STATE_FORMAT = 1
+
+
+class _Drift(Exception):
+    """The history changed behind the walk (or its state cannot be read): the placement must be rebuilt."""
+
+
+@dataclass
+class _State:
+    """What the projection keeps between steps (Placement.walk_state)."""
+
+    walk: CaseWalk = field(default_factory=CaseWalk)
+    task_id: int = 0  # the newest task row seen
+    open: list[int] = field(default_factory=list)  # the task rows open at the last sync
+    numbers: dict[str, int] = field(default_factory=dict)  # timed steps numbered so far, by kind
+
+    def dump(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT, "walk": self.walk.dump(), "task_id": self.task_id, "open": self.open,
+                "numbers": self.numbers}
+
+    @classmethod
+    def load(cls, data: dict[str, Any] | None) -> _State:
+        if not data or data.get("format") != STATE_FORMAT:
+            raise _Drift("no walk state of this format")
+        try:
+            return cls(CaseWalk.load(data["walk"]), int(data["task_id"]), [int(i) for i in data["open"]],
+                       {str(k): int(v) for k, v in data["numbers"].items()})
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise _Drift(f"the walk state cannot be read: {exc!r}") from exc
+
+
+# ---------------------------------------------------------------------------------------------- one placement
+
+
+def _placement_of(session: Session, instance_id: int) -> Placement | None:
+    """The placement's row, locked: a step and a read that catches up never write it at the same time."""
+    return session.scalars(select(Placement).where(Placement.instance_id == instance_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+
+
 def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> Placement:
-    """Rebuild one placement's register rows from its case's audit trail and task rows."""
+    """Rebuild one placement's register rows from its case's whole audit trail and task rows (for repair, and
+    for a placement without walk state)."""
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
                                   .order_by(AuditEvent.id)))
     tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id).order_by(HumanTask.id)))
-    walk = CaseWalk()
-    for event in events:
-        walk.feed(event)
-    placement = session.get(Placement, row.id)
-    new = placement is None
+    placement = _placement_of(session, row.id)
     if placement is None:
-        placement = Placement(instance_id=row.id)
-    with session.no_autoflush:  # the row is only complete once filled
-        _fill_placement(session, placement, row, walk, tasks, timezone)
-    placement.synced_event_id = events[-1].id if events else 0
-    placement.synced_event_count = len(events)
-    placement.synced_at = CLOCK.now()
-    if new:
+        placement = Placement(instance_id=row.id, synced_event_id=0, synced_event_count=0)
         session.add(placement)
-    session.flush()
-    _add_children(session, placement, walk, tasks)
+    _apply(session, row, placement, _State(), events, tasks, timezone, full=True)
     return placement
 
 
-def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: CaseWalk, tasks: list[HumanTask],
+def update_placement(session: Session, row: ProcessInstance, timezone: str,
+                     expected: tuple[int, int] | None = None) -> Placement:
+    """Bring one placement's register rows up to date with what happened since its last sync: the audit events
+    after `synced_event_id`, the task rows open then or now. Rebuilds instead when the placement has no walk state,
+    or when the history changed behind the walk: a new task row no event opened, or (given the case's audit
+    fingerprint `expected`: newest event id, number of events) an event older than the walk's newest."""
+    placement = _placement_of(session, row.id)
+    if placement is None:
+        return rebuild_placement(session, row, timezone)
+    try:
+        state = _State.load(placement.walk_state)
+        events = list(session.scalars(select(AuditEvent).where(
+            AuditEvent.instance_id == row.id, AuditEvent.id > placement.synced_event_id).order_by(AuditEvent.id)))
+        # Bounded by what is open: the case's open task rows (by its instance and state index) and those open at
+        # the last sync (by id). A task row opened since then is open now, unless steps were missed (a failed
+        # hook): then a new task row that is already closed has an event but no row here, and the walk rebuilds.
+        tasks = list(session.scalars(select(HumanTask).where(or_(
+            and_(HumanTask.instance_id == row.id, HumanTask.state == "open"), HumanTask.id.in_(state.open)))
+            .order_by(HumanTask.id)))
+        opened = sum(1 for e in events if e.kind == "task_opened")
+        if opened != sum(1 for t in tasks if t.id > state.task_id):
+            raise _Drift(f"{opened} task(s) opened since the last sync, but not as many new open task rows")
+        if expected is not None and (events[-1].id if events else placement.synced_event_id,
+                                     placement.synced_event_count + len(events)) != expected:
+            raise _Drift("an audit event older than the walk's newest was written since")
+        _apply(session, row, placement, state, events, tasks, timezone, full=False)
+    except _Drift as drift:
+        log.info("placement %s is rebuilt from its history: %s", row.id, drift)
+        return rebuild_placement(session, row, timezone)
+    return placement
+
+
+def _apply(session: Session, row: ProcessInstance, p: Placement, state: _State, events: list[AuditEvent],
+           tasks: list[HumanTask], timezone: str, *, full: bool) -> None:
+    """Feed the walk `events`, write the placement and the child rows `tasks` and the new events change (all of
+    them when `full`), and keep the state for the next step."""
+    walk = state.walk
+    versions_before, concerns_before = len(walk.versions), len(walk.concerns)
+    for event in events:
+        walk.feed(event)
+    open_names = [t.name for t in tasks if t.state == "open"]
+    with session.no_autoflush:  # the row is only complete once filled
+        _fill_placement(session, p, row, walk, open_names, timezone)
+        if full:
+            p.reports_on_time = p.reports_late = p.reports_missed = p.reports_due = 0
+        if events:
+            p.synced_event_id = events[-1].id
+        p.synced_event_count = len(events) if full else p.synced_event_count + len(events)
+        p.synced_at = CLOCK.now()
+    session.flush()
+    _write_versions(session, p.instance_id, walk, 0 if full else max(versions_before - 1, 0),
+                    any(name in ACCEPTANCES for name in open_names), prune=full)
+    _write_steps(session, p, state, tasks, full)
+    _sync_rows(session, PlacementConcern, p.instance_id, "seq",
+               {i: c for i, c in enumerate(walk.concerns, start=1) if full or i > concerns_before},
+               _existing(session, PlacementConcern, p.instance_id, "seq", None if full else concerns_before + 1),
+               prune=full)
+    state.task_id = max([state.task_id, *(t.id for t in tasks)])
+    state.open = [t.id for t in tasks if t.state == "open"]
+    p.walk_state = state.dump()
+    session.flush()
+
+
+def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: CaseWalk, open_names: list[str],
                     timezone: str) -> None:
     doc = walk.document()
     s1: dict[str, Any] = doc.get("schedule1") or {}
@@ -287,21 +438,28 @@ def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: 
     p.objectives_partly_met = None if results is None else sum(1 for r in results if r.get("result") == "partly_met")
     if results is not None:
         p.objectives_total = len(results)
-    now = CLOCK.now()
-    outcomes = [_step_outcome(t, now) for t in tasks if STEP_KINDS.get(t.name) in REPORT_KINDS]
-    p.reports_on_time = outcomes.count("on_time")
-    p.reports_late = outcomes.count("late")
-    p.reports_missed = outcomes.count("missed") + outcomes.count("overdue")
-    p.reports_due = p.reports_on_time + p.reports_late + p.reports_missed
     p.concerns_raised = len(walk.concerns)
-    p.concerns_open = sum(1 for t in tasks if t.name in CONCERN_FOLLOW_UPS and t.state == "open")
+    p.concerns_open = sum(1 for name in open_names if name in CONCERN_FOLLOW_UPS)
     p.evaluation_value = walk.evaluation_value
 
 
-def _add_children(session: Session, p: Placement, walk: CaseWalk, tasks: list[HumanTask]) -> None:
-    open_acceptances = any(t.name in ACCEPTANCES and t.state == "open" for t in tasks)
+def _existing(session: Session, model: Any, instance_id: int, key: str, at_least: Any = None,
+              among: list[Any] | None = None) -> dict[Any, Any]:
+    """A placement's rows of `model` by `key`: all, those whose key is at least `at_least`, or those among."""
+    column = getattr(model, key)
+    query = select(model).where(model.instance_id == instance_id)
+    if at_least is not None:
+        query = query.where(column >= at_least)
+    if among is not None:
+        query = query.where(column.in_(among))
+    return {getattr(r, key): r for r in session.scalars(query)}
+
+
+def _write_versions(session: Session, instance_id: int, walk: CaseWalk, first: int, open_acceptances: bool,
+                    prune: bool) -> None:
+    """Write the agreement versions from index `first` on (an earlier one never changes: answers go to the last)."""
     versions: dict[Any, dict[str, Any]] = {}
-    for i, v in enumerate(walk.versions):
+    for i, v in enumerate(walk.versions[first:], start=first):
         if v.accepted:
             status = "accepted"
         elif v.complete:
@@ -316,27 +474,52 @@ def _add_children(session: Session, p: Placement, walk: CaseWalk, tasks: list[Hu
             answer = v.answers.get(party)
             values[f"{party}_answer"], values[f"{party}_at"] = answer if answer else (None, None)
         versions[v.number] = values
-    _sync_rows(session, PlacementAgreementVersion, p.instance_id, "version", versions)
-    numbers: dict[str, int] = {}
-    steps: dict[Any, dict[str, Any]] = {}
+    existing = _existing(session, PlacementAgreementVersion, instance_id, "version", None if prune else first + 1)
+    _sync_rows(session, PlacementAgreementVersion, instance_id, "version", versions, existing, prune)
+
+
+def _write_steps(session: Session, p: Placement, state: _State, tasks: list[HumanTask], full: bool) -> None:
+    """Write the timed steps of `tasks` (numbering the new ones) and move the report counts with their outcomes."""
     now = CLOCK.now()
+    steps: dict[Any, dict[str, Any]] = {}
+    kinds: dict[int, str] = {}
     for t in tasks:
         kind = STEP_KINDS.get(t.name)
         if kind is None:
             continue
-        numbers[kind] = numbers.get(kind, 0) + 1
+        kinds[t.id] = kind
         done = t.state == "completed"
-        steps[t.id] = {"kind": kind, "number": numbers[kind], "opened_at": t.created_at, "due_at": t.due_at,
-                       "filed_at": t.completed_at if done else None, "filed_by": t.completed_by if done else None,
-                       "outcome": _step_outcome(t, now)}
-    _sync_rows(session, PlacementReport, p.instance_id, "task_id", steps)
-    _sync_rows(session, PlacementConcern, p.instance_id, "seq",
-               {i: c for i, c in enumerate(walk.concerns, start=1)})
+        values: dict[str, Any] = {"due_at": t.due_at, "filed_at": t.completed_at if done else None,
+                                  "filed_by": t.completed_by if done else None, "outcome": _step_outcome(t, now)}
+        if t.id > state.task_id:  # new since the last sync: a row of its own, numbered in order
+            state.numbers[kind] = state.numbers.get(kind, 0) + 1
+            values.update(kind=kind, number=state.numbers[kind], opened_at=t.created_at)
+        steps[t.id] = values
+    existing = _existing(session, PlacementReport, p.instance_id, "task_id", among=None if full else list(steps))
+    for task_id, values in steps.items():
+        if kinds[task_id] not in REPORT_KINDS:
+            continue
+        before = existing.get(task_id)
+        if before is None and "number" not in values:
+            raise _Drift(f"the timed step of task {task_id} has no row")
+        if before is not None and not full:
+            _count(p, before.outcome, -1)
+        _count(p, values["outcome"], 1)
+    _sync_rows(session, PlacementReport, p.instance_id, "task_id", steps, existing, prune=full)
 
 
-def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted: dict[Any, dict[str, Any]]) -> None:
-    """Make a placement's rows of `model` exactly `wanted` (key -> column values), writing only what changed."""
-    existing = {getattr(r, key): r for r in session.scalars(select(model).where(model.instance_id == instance_id))}
+def _count(p: Placement, outcome: str, sign: int) -> None:
+    column = _COUNTED.get(outcome)
+    if column is not None:
+        setattr(p, column, getattr(p, column) + sign)
+        p.reports_due += sign
+
+
+def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted: dict[Any, dict[str, Any]],
+               existing: dict[Any, Any], prune: bool) -> None:
+    """Make a placement's rows of `model` hold `wanted` (key -> column values), writing only what changed; with
+    `prune`, delete the `existing` rows not wanted."""
+    existing = dict(existing)
     for k, values in wanted.items():
         row = existing.pop(k, None)
         if row is None:
@@ -345,67 +528,93 @@ def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted:
         for name, value in values.items():
             if getattr(row, name) != value:
                 setattr(row, name, value)
-    for row in existing.values():
-        session.delete(row)
+    if prune:
+        for row in existing.values():
+            session.delete(row)
 
 
-def _fingerprints(session: Session) -> dict[int, tuple[int, int]]:
-    rows = session.execute(
-        select(AuditEvent.instance_id, func.max(AuditEvent.id), func.count(AuditEvent.id))
-        .join(ProcessInstance, ProcessInstance.id == AuditEvent.instance_id)
-        .where(ProcessInstance.process_key == PROCESS_KEY).group_by(AuditEvent.instance_id)).all()
-    return {int(i): (int(mx), int(n)) for i, mx, n in rows if i is not None}
+# ---------------------------------------------------------------------------------------------- reads and repair
 
 
-def stale_placements(session: Session) -> list[int]:
-    """The secondment cases whose register rows are missing or older than their audit trail."""
-    have = {int(i): (int(e), int(n)) for i, e, n in session.execute(
-        select(Placement.instance_id, Placement.synced_event_id, Placement.synced_event_count)).all()}
-    return sorted(i for i, fp in _fingerprints(session).items() if have.get(i) != fp)
+def _mark_overdue(session: Session, p: Placement) -> None:
+    """Make the placement's pending steps whose due time has passed overdue, with its report counts."""
+    for step in session.scalars(select(PlacementReport).where(
+            PlacementReport.instance_id == p.instance_id, PlacementReport.outcome == "pending",
+            PlacementReport.due_at < CLOCK.now())):
+        step.outcome = "overdue"
+        if step.kind in REPORT_KINDS:
+            _count(p, "overdue", 1)
 
 
-def sync_placements(session: Session, timezone: str) -> int:
-    """Rebuild every stale placement in this session's transaction; returns how many were rebuilt."""
-    stale = stale_placements(session)
-    for instance_id in stale:
-        row = session.get(ProcessInstance, instance_id)
-        if row is not None:
-            rebuild_placement(session, row, timezone)
-    return len(stale)
+def _refresh_one(session: Session, *, instance_id: int, timezone: str) -> bool:
+    """Bring one placement up to date (its history, then the clock); returns whether anything was stale."""
+    row = session.get(ProcessInstance, instance_id)
+    if row is None:
+        return False
+    placement = _placement_of(session, instance_id)  # locked: a step of the case waits for this read
+    fingerprint = reg.fingerprint(session, instance_id)
+    stale = placement is None or (placement.synced_event_id, placement.synced_event_count) != fingerprint
+    if stale:
+        placement = update_placement(session, row, timezone, fingerprint)
+    assert placement is not None
+    _mark_overdue(session, placement)
+    return stale
 
 
 def refresh_register(db: Database, timezone: str) -> int:
-    """Bring the register up to date with every secondment case (a no-op read when nothing changed)."""
+    """Bring the register up to date with every secondment case and the clock (a read when nothing changed);
+    each placement that needs it in a transaction of its own. Returns how many placements' history was stale."""
     with db.read() as s:
-        if not stale_placements(s):
-            return 0
+        todo = sorted({*reg.stale_placements(s), *reg.overdue_placements(s)})
+    return sum(_retrying(db, partial(_refresh_one, instance_id=i, timezone=timezone)) for i in todo)
+
+
+def _retrying(db: Database, step: Callable[[Session], bool]) -> int:
     attempts = 3
     for attempt in range(1, attempts + 1):
         try:
             with db.unit_of_work() as uow:
-                count = sync_placements(uow.session, timezone)
+                changed = step(uow.session)
                 uow.commit()
-                return count
+                return int(changed)
         except IntegrityError:
-            # Another process rebuilt the same placement at the same moment; the next attempt sees its rows.
+            # Another process wrote the same new placement at the same moment; the next attempt sees its rows.
             if attempt == attempts:
                 raise
             log.info("register refresh collided with another (attempt %s); retrying", attempt)
     return 0
 
 
+def _rebuild_one(session: Session, *, instance_id: int, timezone: str) -> bool:
+    row = session.get(ProcessInstance, instance_id)
+    if row is not None:
+        rebuild_placement(session, row, timezone)
+    return row is not None
+
+
+def rebuild_register(db: Database, timezone: str) -> int:
+    """Rebuild every placement from its case's history (repair: `ntpswf register rebuild`), each in a transaction
+    of its own; returns how many."""
+    with db.read() as s:
+        ids = list(s.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == PROCESS_KEY)
+                             .order_by(ProcessInstance.id)))
+    for instance_id in ids:
+        _retrying(db, partial(_rebuild_one, instance_id=instance_id, timezone=timezone))
+    return len(ids)
+
+
 @HOOKS.after_save(PROCESS_KEY)
 def keep_register_in_step(session: Session, row: ProcessInstance, actor: str, settings: Settings) -> None:
-    """Rebuild the placement's register rows in the same transaction as the change (MP-O, MP-H).
+    """Update the placement's register rows with what this step changed, in the same transaction (MP-O, MP-H).
 
     A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
     its next read (refresh_register)."""
-    # The runtime saves without autoflush; the rebuild reads this change's audit events and task rows.
-    # Both are written before the savepoint, so that a failed rebuild can never take them with it.
+    # The runtime saves without autoflush; the update reads this change's audit events and task rows.
+    # Both are written before the savepoint, so that a failed update can never take them with it.
     write_pending(session)
     session.flush()
     try:
         with session.begin_nested():
-            rebuild_placement(session, row, settings.timezone)
+            update_placement(session, row, settings.timezone)
     except Exception:  # the register is derived data; the case change must not fail because of it
-        log.exception("placement register rebuild of case %s failed; it will catch up on the next read", row.id)
+        log.exception("placement register update of case %s failed; it will catch up on the next read", row.id)

@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from engine.core.clock import CLOCK
 from engine.core.errors import Invalid, NotFound, Problem
+from engine.core.models import AuditEvent
 from engine.policies.secondment.models import (
     Placement,
     PlacementAgreementVersion,
@@ -27,9 +29,10 @@ from engine.policies.secondment.models import (
     PlacementReport,
     PlacementSelfIdentification,
 )
-from engine.policies.secondment.process import STATUS_LABELS, STATUSES
+from engine.policies.secondment.process import PROCESS_KEY, STATUS_LABELS, STATUSES
 from engine.policies.secondment.self_identification import NOT_ANSWERED, QUESTIONS
 from engine.policies.secondment.settings import placement_settings
+from engine.workflow.models import ProcessInstance
 
 DEFAULT_THRESHOLD = 5
 THRESHOLD_SETTING = "register.suppression_threshold"
@@ -264,6 +267,38 @@ def placement_detail(session: Session, instance_id: int) -> PlacementDetail:
     concerns = list(session.scalars(select(PlacementConcern).where(PlacementConcern.instance_id == instance_id)
                                     .order_by(PlacementConcern.seq)))
     return PlacementDetail(placement, versions, steps, concerns)
+
+
+# ---------------------------------------------------------------------------------------------- freshness
+
+
+def _fingerprints(session: Session) -> dict[int, tuple[int, int]]:
+    rows = session.execute(
+        select(AuditEvent.instance_id, func.max(AuditEvent.id), func.count(AuditEvent.id))
+        .join(ProcessInstance, ProcessInstance.id == AuditEvent.instance_id)
+        .where(ProcessInstance.process_key == PROCESS_KEY).group_by(AuditEvent.instance_id)).all()
+    return {int(i): (int(mx), int(n)) for i, mx, n in rows if i is not None}
+
+
+def fingerprint(session: Session, instance_id: int) -> tuple[int, int]:
+    """A case's audit trail as the register checks it: its newest event id and its number of events."""
+    mx, n = session.execute(select(func.max(AuditEvent.id), func.count(AuditEvent.id))
+                            .where(AuditEvent.instance_id == instance_id)).one()
+    return int(mx or 0), int(n or 0)
+
+
+def stale_placements(session: Session) -> list[int]:
+    """The secondment cases whose register rows are missing or older than their audit trail."""
+    have = {int(i): (int(e), int(n)) for i, e, n in session.execute(
+        select(Placement.instance_id, Placement.synced_event_id, Placement.synced_event_count)).all()}
+    return sorted(i for i, fp in _fingerprints(session).items() if have.get(i) != fp)
+
+
+def overdue_placements(session: Session) -> list[int]:
+    """The placements with a step still pending whose due time has passed: it is overdue now, with no event to
+    say so (the register's outcomes follow the clock when read)."""
+    return sorted(int(i) for i in session.scalars(select(PlacementReport.instance_id).where(
+        PlacementReport.outcome == "pending", PlacementReport.due_at < CLOCK.now()).distinct()))
 
 
 def open_opportunities(session: Session, today: date) -> list[Placement]:

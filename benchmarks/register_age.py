@@ -1,0 +1,140 @@
+"""What keeping OCPE's placement register costs a step as the placement ages (issue 21): one placement of the real
+secondment process is driven through its monthly report cycles (a progress report, a host briefing and a home brief
+each month, the clock moved a month at a time), and the register's after-save hook (keep_register_in_step) is timed
+inside every save, with the whole step (complete_task) around it. Prints the hook's and the step's median by age
+and the ratio of the last cycles' median hook to the first cycles'.
+
+Usage: python benchmarks/register_age.py [CYCLES] [DATABASE_URL]   (default: 36 cycles, a new SQLite file)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.core import clock  # noqa: E402
+from engine.core.clock import CLOCK  # noqa: E402
+from engine.core.config import PROJECT_ROOT, Settings  # noqa: E402
+from engine.core.db import Database  # noqa: E402
+from engine.policies.secondment.demo import load_host_people  # noqa: E402
+from engine.schema import Base  # noqa: E402
+from engine.workflow.demo import deploy_processes, load_people  # noqa: E402
+from engine.workflow.models import HumanTask  # noqa: E402
+from engine.workflow.registry import REGISTRY  # noqa: E402
+from engine.workflow.runtime import Runtime  # noqa: E402
+from tests.conftest import T0  # noqa: E402
+from tests.policies.secondment.test_secondment_flow import (  # noqa: E402
+    BRIEFING,
+    HOME_BRIEF,
+    INDUCTION,
+    PROGRESS,
+    accept_all,
+    agreement,
+    apply,
+    at,
+    plan,
+    poll,
+)
+from tests.workflow.driver import Driver  # noqa: E402
+
+#: The monthly steps: element, who does it, the form.
+CYCLE = (("file_progress_report", "employee", PROGRESS), ("brief_home", "host", BRIEFING),
+         ("brief_secondee", "supervisor", HOME_BRIEF))
+
+
+def _timed_hook(runtime: Runtime, into: list[float]) -> None:
+    """Time the register's after-save hook inside every save (the hook list is the registry's own)."""
+    hooks = REGISTRY.hooks_for("secondment").after_save
+    for i, hook in enumerate(hooks):
+        if hook.__name__ == "keep_register_in_step":
+            def timed(*args: Any, _hook: Callable[..., None] = hook) -> None:
+                started = time.perf_counter()
+                _hook(*args)
+                into.append(time.perf_counter() - started)
+            hooks[i] = timed
+            return
+    raise SystemExit("no keep_register_in_step hook registered for secondment")
+
+
+def _url(tmp: str, given: str | None) -> str:
+    if given:
+        return given
+    url = f"sqlite:///{Path(tmp) / 'register_age.sqlite3'}"
+    db = Database(url)
+    Base.metadata.create_all(db.engine)
+    db.dispose()
+    return url
+
+
+def main(cycles: int, given_url: str | None) -> None:
+    clock.install()
+    CLOCK.freeze(T0)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = _url(tmp, given_url)
+        db = Database(url)
+        runtime = Runtime(db, Settings(database_url=url, forms_dir=PROJECT_ROOT / "forms",
+                                       processes_dir=PROJECT_ROOT / "processes"))
+        load_people(runtime)
+        deploy_processes(runtime)
+        load_host_people(runtime)
+        d = Driver(runtime)
+        case = apply(d)
+        plan(d, case)
+        end = date(2026 + (cycles + 3) // 12, (cycles + 3) % 12 + 1, 1).isoformat()  # after the last cycle
+        d.complete(case, "draft_agreement", "supervisor", agreement(end_date=end))
+        accept_all(d, case)
+        at("2026-04-01", 1)
+        poll(d)
+        d.complete(case, "induct", "host", INDUCTION)
+        hook_times: list[float] = []
+        _timed_hook(runtime, hook_times)
+        hooks: list[list[float]] = []
+        steps: list[list[float]] = []
+        for month in range(1, cycles + 1):
+            year, mon = 2026 + (3 + month) // 12, (3 + month) % 12 + 1
+            at(date(year, mon, 1).isoformat(), 1)
+            poll(d)
+            hook_times.clear()
+            took: list[float] = []
+            for name, username, form in CYCLE:
+                with db.read() as s:
+                    task = s.scalars(select(HumanTask.id).where(
+                        HumanTask.instance_id == case, HumanTask.name == name, HumanTask.state == "open")
+                        .order_by(HumanTask.id)).first()
+                if task is None:
+                    continue
+                started = time.perf_counter()
+                runtime.complete_task(d.user(username), task, form)
+                took.append(time.perf_counter() - started)
+            hooks.append(list(hook_times))
+            steps.append(took)
+        db.dispose()
+    print(f"one placement, {cycles} monthly cycles of three reports; {url.split(':')[0]}, spec cached")
+    for cycle in sorted({0, cycles // 4, cycles // 2, 3 * cycles // 4, cycles - 1}):
+        print(f"cycle {cycle + 1:3}: register hook median {statistics.median(hooks[cycle]) * 1000:6.2f} ms, "
+              f"step median {statistics.median(steps[cycle]) * 1000:6.2f} ms")
+    span = max(1, cycles // 12)
+    first = [t for times in hooks[:span] for t in times]
+    last = [t for times in hooks[-span:] for t in times]
+    first_steps = [t for times in steps[:span] for t in times]
+    last_steps = [t for times in steps[-span:] for t in times]
+    print(f"register hook: first {span} cycles {statistics.median(first) * 1000:.2f} ms, last {span} "
+          f"{statistics.median(last) * 1000:.2f} ms, ratio {statistics.median(last) / statistics.median(first):.2f}")
+    print(f"whole step:    first {span} cycles {statistics.median(first_steps) * 1000:.2f} ms, last {span} "
+          f"{statistics.median(last_steps) * 1000:.2f} ms, "
+          f"ratio {statistics.median(last_steps) / statistics.median(first_steps):.2f}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 36, sys.argv[2] if len(sys.argv) > 2 else None)
