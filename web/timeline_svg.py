@@ -128,7 +128,7 @@ def _place(marks: list[Mark], xs: list[float], captions: list[str]) -> list[tupl
     order = sorted(range(len(xs)), key=lambda i: (0 if marks[i].state == "overdue" else
                                                   PRIORITY.get(marks[i].kind, 5), xs[i]))
     for i in order:
-        width = len(captions[i]) * CHAR + 10
+        width = len(captions[i]) * CHAR * (1.12 if marks[i].state == "overdue" else 1) + 10  # overdue is bold
         left, anchor = (xs[i] - width, "end") if xs[i] + width > WIDTH - 4 else (xs[i] - 4, "start")
         fits = [r for r, spans in enumerate(rows) if all(left + width <= a or b <= left for a, b in spans)]
         if not fits and len(rows) < MAX_ROWS:
