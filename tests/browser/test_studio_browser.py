@@ -281,7 +281,7 @@ def test_mp_diagram_fits_zooms_and_pans(page: Any, live_server: LiveServer) -> N
     assert _zoom(page) < start
     page.get_by_role("button", name="Fit the diagram to the box").click()
     assert _zoom(page) == start
-    page.locator("[data-instance-diagram] svg").focus()
+    page.locator("[data-instance-diagram] svg[tabindex]").focus()
     before = _diagram_box(page)["left"]
     page.keyboard.press("ArrowLeft")  # the diagram moves right: what was left of the view comes in
     assert _diagram_box(page)["left"] > before
@@ -296,7 +296,7 @@ def test_mp_owner_overview_shows_counts_on_the_diagram(axe_page: Any, live_serve
     login(page, "owner")
     page.goto("/studio/processes/pay_progression/overview")
     page.wait_for_selector("[data-instance-diagram][data-ready=true]")
-    badge = page.locator('.djs-overlay[data-container-id="invite_submission"] .badge-open')
+    badge = page.locator('.djs-overlays[data-container-id="invite_submission"] .badge-open')
     expect(badge).to_have_text(re.compile(r"^\d+ open$"))
     row = page.locator('tr[data-element="invite_submission"] td').first
     assert badge.inner_text().split()[0] == row.inner_text()
