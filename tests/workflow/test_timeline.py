@@ -17,7 +17,7 @@ from engine.workflow import timeline as tl
 from engine.workflow.models import ProcessInstance
 from engine.workflow.registry import REGISTRY
 from engine.workflow.runtime import Runtime
-from tests.policies.secondment.test_secondment_flow import at, poll, started
+from tests.policies.secondment.test_secondment_flow import accept_all, at, poll, started
 from tests.workflow.driver import Driver, deploy_file
 
 START = {"employee": "employee", "agreement_start": "2025-06-30", "assessment_date": "2026-06-30"}
@@ -102,6 +102,25 @@ def test_mp_l_placement_timeline_has_its_start_report_cycles_end_and_overdue_rep
                                                    "performance and progress", "Induct the secondee"}
     assert [m.kind for m in marks["Reminder before the end date"]] == ["timer"]
     assert timeline.today == date(2026, 5, 20)
+
+
+def test_mp_l_an_extension_shows_the_first_agreed_end_moved_to_the_new_one(org: Runtime) -> None:
+    load_host_people(org)
+    d = Driver(org)
+    case = started(d)
+    at("2027-02-17", 1)
+    poll(d)
+    d.complete(case, "plan_end", "supervisor", {"end_plan": {
+        "decision": "extend", "new_end_date": "2027-06-30", "reason": "The ward opening moved to June."}})
+    accept_all(d, case, "accept_ext")
+    timeline = _timeline(org, case)
+    marks = _by_label(timeline)
+    [end] = marks["Agreed end"]
+    assert (end.when, end.moved) == (date(2027, 6, 30), True)
+    [was] = marks["Agreed end (before the extension)"]
+    assert (was.when, was.kind, was.moved_to) == (date(2027, 3, 31), "moved-from", date(2027, 6, 30))
+    cycles = [m.when for m in timeline.marks if m.label.startswith("Report cycle ")]
+    assert cycles[-3:] == [date(2027, 4, 1), date(2027, 5, 1), date(2027, 6, 1)]  # reports go on to the new end
 
 
 def test_mp_l_report_cycles_stop_at_the_placement_end() -> None:

@@ -2,18 +2,22 @@
 when it starts, each report cycle, the agreed end (before and after an extension), when it actually ended, and the
 re-entry date (MP-L, MP-E, MP-H).
 
-Read only, from the case data; the generic timeline adds the tasks (the reports filed, those due) and timers."""
+Read only, from the case data and the agreement versions the parties accepted (kept in step with the case by the
+register's after_save hook); the generic timeline adds the tasks (the reports filed, those due) and timers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core.dates import add_months
 from engine.policies.secondment.hooks import HOOKS
+from engine.policies.secondment.models import PlacementAgreementVersion
 from engine.policies.secondment.process import PROCESS_KEY
 from engine.workflow.models import ProcessInstance
 from engine.workflow.timeline import Mark, as_date
@@ -33,14 +37,16 @@ def placement_marks(session: Session, row: ProcessInstance, timezone: str) -> It
     closing = as_date(_dict(data.get("opportunity")).get("closing_date"))
     if closing is not None:
         yield Mark("Applications close", closing, "milestone", clause="MP-L")
-    start, end = as_date(data.get("start_date")), as_date(data.get("end_date"))
+    # The placement's dates as its data object keeps them (the snapshot's own `end_date` can be another branch's).
+    dates = _dict(_dict(data.get("data_objects")).get("placement_dates"))
+    start = as_date(dates.get("start_date") or data.get("start_date"))
+    end = as_date(dates.get("end_date") or data.get("end_date"))
     if start is None:
         return
     yield Mark("Placement starts", start, "milestone", clause="MP-L")
-    dates = _dict(_dict(data.get("data_objects")).get("placement_dates"))
     actual = as_date(dates.get("actual_end_date"))
     yield from report_cycles(start, actual or end, data.get("reporting_months"))
-    yield from _end_marks(as_date(dates.get("end_date")), end, actual, bool(dates.get("ended_early")))
+    yield from _end_marks(_agreed_ends(session, row.id), end, actual, bool(dates.get("ended_early")))
     reentry = _dict(data.get("reentry")) or _dict(data.get("reentry_proposal"))
     returns = as_date(reentry.get("return_date"))
     if returns is not None:
@@ -59,15 +65,28 @@ def report_cycles(start: date, last_day: date | None, months: Any) -> Iterator[M
         yield Mark(f"Report cycle {n}", day, "milestone", clause="MP-L")
 
 
-def _end_marks(agreed: date | None, end: date | None, actual: date | None, early: bool) -> Iterator[Mark]:
-    """The agreed end (moved by an extension: the first agreed end points at the new one) and the actual end."""
+def _agreed_ends(session: Session, instance_id: int) -> list[date]:
+    """The end date of each version of the agreement all three parties accepted (the first, then each extension),
+    as the register keeps them in step with the case (MP-0)."""
+    ends: list[date] = []
+    for document in session.scalars(select(PlacementAgreementVersion.document).where(
+            PlacementAgreementVersion.instance_id == instance_id, PlacementAgreementVersion.status == "accepted")
+            .order_by(PlacementAgreementVersion.version)):
+        day = as_date(_dict(_dict(document).get("schedule1")).get("end_date"))
+        if day is not None and (not ends or ends[-1] != day):
+            ends.append(day)
+    return ends
+
+
+def _end_marks(agreed: list[date], end: date | None, actual: date | None, early: bool) -> Iterator[Mark]:
+    """The agreed end (each extension moved it: every earlier agreed end points at the next) and the actual end."""
     if end is None:
         return
-    if agreed is not None and agreed != end:
-        yield Mark("Agreed end (before the extension)", agreed, "moved-from", clause="MP-L", moved_to=end,
+    ends = [*agreed, end] if not agreed or agreed[-1] != end else agreed
+    for before, after in pairwise(ends):
+        yield Mark("Agreed end (before the extension)", before, "moved-from", clause="MP-L", moved_to=after,
                    note="the placement was extended")
-        yield Mark("Agreed end", end, "milestone", clause="MP-L", moved=True, note=f"moved from {agreed.isoformat()}")
-    else:
-        yield Mark("Agreed end", end, "milestone", clause="MP-L")
+    yield Mark("Agreed end", end, "milestone", clause="MP-L", moved=len(ends) > 1,
+               note=f"moved from {ends[0].isoformat()}" if len(ends) > 1 else "")
     if actual is not None and (actual != end or early):
         yield Mark("Placement ended early" if early else "Placement ended", actual, "milestone", clause="MP-L")
