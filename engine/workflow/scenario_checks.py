@@ -262,7 +262,8 @@ def _refusal(expected: Mapping[str, Any] | None, act: Any) -> Any:
 
 
 def mismatches(expected: Any, actual: Any, where: str) -> list[str]:
-    """Where `actual` differs from `expected`: objects match by the fields expected, anything else by equality."""
+    """Where `actual` differs from `expected`: objects match by the fields expected, lists of the same length item by
+    item, anything else by equality."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return [f"{where}: expected an object, found {actual!r}"]
@@ -273,6 +274,9 @@ def mismatches(expected: Any, actual: Any, where: str) -> list[str]:
             else:
                 out += mismatches(value, actual[key], f"{where}.{key}")
         return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [m for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for m in mismatches(e, a, f"{where}[{i}]")]
     return [] if expected == actual else [f"{where}: expected {expected!r}, found {actual!r}"]
 
 

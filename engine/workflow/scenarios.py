@@ -15,6 +15,7 @@ straight through and with a save/restore (a new runtime, connection pool and spe
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -98,25 +99,49 @@ class ScenarioResult:
 
 def run_scenarios(scenarios: Iterable[Scenario], sources: Sources | None = None, settings: Settings | None = None,
                   modes: Sequence[str] = MODES) -> list[ScenarioResult]:
-    """Run each scenario in each mode against `sources` (default: the project's processes and forms)."""
+    """Run each scenario in each mode against `sources` (default: the project's processes and forms). The files are
+    deployed once, into a template database each scenario's own database is copied from."""
     settings = settings or Settings()
     sources = sources if sources is not None else project_sources(settings)
-    return [run_scenario(s, sources, settings, restore=(mode == "save-restore"))
-            for s in scenarios for mode in modes]
+    with tempfile.TemporaryDirectory(prefix="ntpswf-scenarios-") as folder:
+        template = Path(folder) / "template.sqlite3"
+        problem = deploy_template(template, sources, settings)
+        return [run_scenario(s, sources, settings, restore=(mode == "save-restore"),
+                             template=None if problem else template)
+                for s in scenarios for mode in modes]
+
+
+def deploy_template(path: Path, sources: Sources, settings: Settings) -> str | None:
+    """A database holding every table and the deployed files; the problem's text when the files do not deploy
+    (then each scenario deploys them itself and reports it as its setup's failure)."""
+    run_settings = replace(settings, database_url=f"sqlite:///{path}", demo_mode=False, smtp_url=None)
+    load_policies(run_settings)
+    db = Database(run_settings.database_url)
+    try:
+        create_tables(db, run_settings)
+        deploy_sources(Runtime(db, run_settings), sources)
+    except (EngineError, ValueError) as exc:
+        return _error_text(exc)
+    finally:
+        db.dispose()
+    return None
 
 
 def run_scenario(scenario: Scenario, sources: Sources | None = None, settings: Settings | None = None,
-                 restore: bool = False) -> ScenarioResult:
-    """Run one scenario in a throw-away database with its own clock; never raises for what the scenario finds."""
+                 restore: bool = False, template: Path | None = None) -> ScenarioResult:
+    """Run one scenario in a throw-away database with its own clock; never raises for what the scenario finds.
+    `template`: a database with the sources deployed already (run_scenarios makes it), copied instead of deploying."""
     settings = settings or Settings()
     sources = sources if sources is not None else project_sources(settings)
     result = ScenarioResult(scenario.name, scenario.file, list(scenario.clauses), MODES[1] if restore else MODES[0])
     install()
     start_at = parse_when(scenario.start["at"]) if scenario.start.get("at") else CLOCK.now()
     with tempfile.TemporaryDirectory(prefix="ntpswf-scenario-") as folder, CLOCK.isolated(start_at):
-        run_settings = replace(settings, database_url=f"sqlite:///{Path(folder) / 'scenario.sqlite3'}",
-                               demo_mode=False, smtp_url=None)
-        runner = _Runner(scenario, sources, run_settings, restore, result)
+        path = Path(folder) / "scenario.sqlite3"
+        if template is not None:
+            shutil.copyfile(template, path)
+        run_settings = replace(settings, database_url=f"sqlite:///{path}", demo_mode=False, smtp_url=None)
+        runner = _Runner(scenario, sources, run_settings, restore, result, deployed=template is not None)
         try:
             runner.run()
         finally:
@@ -128,7 +153,8 @@ class _Runner:
     """One scenario's run: its database, runtime, the cases it started, and the result being filled."""
 
     def __init__(self, scenario: Scenario, sources: Sources, settings: Settings, restore: bool,
-                 result: ScenarioResult) -> None:
+                 result: ScenarioResult, deployed: bool = False) -> None:
+        self.deployed = deployed
         self.scenario = scenario
         self.sources = sources
         self.settings = settings
@@ -142,11 +168,11 @@ class _Runner:
         self.runtime.db.dispose()
 
     def fresh(self) -> Runtime:
-        """The runtime a step uses: with `restore`, a new one on a new connection pool with an empty spec cache,
-        so the step starts from nothing but what the database holds."""
+        """The runtime a step uses: with `restore`, a new one on a new connection pool, so the step starts from
+        nothing but what the database holds (the spec cache, emptied when the run began, keeps the versions as
+        parsed from their stored sources: parsing again before every step would only repeat that)."""
         if self.restore:
             self.runtime.db.dispose()
-            SPECS.clear()
             self.runtime = Runtime(Database(self.settings.database_url), self.settings)
             self.state.runtime = self.runtime
         return self.runtime
@@ -167,8 +193,11 @@ class _Runner:
 
     def _set_up(self) -> bool:
         try:
-            create_tables(self.runtime.db, self.settings)
-            deploy_sources(self.runtime, self.sources)
+            if not self.deployed:
+                create_tables(self.runtime.db, self.settings)
+                deploy_sources(self.runtime, self.sources)
+            if self.restore:  # the versions are parsed again from what the database holds
+                SPECS.clear()
             set_up_people(self.runtime, self.scenario.setup)
             for record in self.scenario.setup.get("records") or []:
                 Check(self.fresh(), self.state).record(record)

@@ -26,7 +26,7 @@ from engine.workflow.scenario_format import (
     parse_text,
     scenario_files,
 )
-from engine.workflow.scenarios import MODES, Sources, project_sources, run_scenario
+from engine.workflow.scenarios import MODES, Sources, deploy_template, project_sources, run_scenario, run_scenarios
 from tests.conftest import SHARED, T0, require
 
 FILES = scenario_files()
@@ -37,6 +37,14 @@ NO_SCENARIO: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def sources() -> Sources:
     return project_sources(Settings())
+
+
+@pytest.fixture(scope="module")
+def template(sources: Sources, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's processes deployed once into a database each scenario's own is copied from."""
+    path = tmp_path_factory.mktemp("scenarios") / "template.sqlite3"
+    assert deploy_template(path, sources, Settings()) is None
+    return path
 
 
 def _scenario(**changes: Any) -> dict[str, Any]:
@@ -58,10 +66,10 @@ def test_the_library_has_scenarios_for_both_policies() -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(SCENARIOS_DIR)) for p in FILES])
-def test_scenario(path: Path, mode: str, sources: Sources) -> None:
+def test_scenario(path: Path, mode: str, sources: Sources, template: Path) -> None:
     scenario = load_scenario(path)
     assert path.parent.name == scenario.process, f"{path}: a scenario lives in its process's folder"
-    result = run_scenario(scenario, sources, Settings(), restore=(mode == "save-restore"))
+    result = run_scenario(scenario, sources, Settings(), restore=(mode == "save-restore"), template=template)
     assert result.passed, result.report()
     assert CLOCK.now() == T0
 
@@ -124,10 +132,10 @@ def test_yaml_dates_and_json_read_the_same() -> None:
 # ------------------------------------------------------------------------------------------ the runner
 
 
-def test_a_wrong_expectation_fails_saying_where(sources: Sources) -> None:
+def test_a_wrong_expectation_fails_saying_where(sources: Sources, template: Path) -> None:
     document = _scenario()
     document["steps"][1] = {"expect_task": {"task": "invite_submission", "for": "manager", "due": "2026-05-01"}}
-    result = run_scenario(parse_scenario(document, "x.yaml"), sources)
+    result = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
     assert not result.passed
     (failure,) = result.failures
     assert failure.where == "step 2 (expect_task invite_submission)"
@@ -136,10 +144,10 @@ def test_a_wrong_expectation_fails_saying_where(sources: Sources) -> None:
     assert result.status == "running"
 
 
-def test_a_wrong_outcome_fails_naming_each_field(sources: Sources) -> None:
+def test_a_wrong_outcome_fails_naming_each_field(sources: Sources, template: Path) -> None:
     document = _scenario(outcome={"status": "completed", "data": {"outcome": "not_progressed"},
                                   "effective_date": "2026-07-01", "ended_at": "end_not_progressed"})
-    result = run_scenario(parse_scenario(document, "x.yaml"), sources)
+    result = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
     (failure,) = result.failures
     assert failure.where == "outcome"
     assert "data.outcome: expected 'not_progressed', found 'progressed'" in failure.message
@@ -148,19 +156,19 @@ def test_a_wrong_outcome_fails_naming_each_field(sources: Sources) -> None:
     assert (result.outcome, result.effective_date, result.ended_at) == ("progressed", "2026-06-30", "end_progressed")
 
 
-def test_a_step_refused_unexpectedly_fails_with_the_rule(sources: Sources) -> None:
+def test_a_step_refused_unexpectedly_fails_with_the_rule(sources: Sources, template: Path) -> None:
     document = _scenario()
     document["steps"][2]["complete"]["as"] = "employee"  # the employee cannot invite herself
-    result = run_scenario(parse_scenario(document, "x.yaml"), sources)
+    result = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
     (failure,) = result.failures
     assert failure.where == "step 3 (complete invite_submission)"
     assert failure.message.startswith("refused: Forbidden")
 
 
-def test_an_expected_refusal_that_is_accepted_fails(sources: Sources) -> None:
+def test_an_expected_refusal_that_is_accepted_fails(sources: Sources, template: Path) -> None:
     document = _scenario()
     document["steps"][2]["complete"]["refused"] = {"error": "Forbidden"}
-    result = run_scenario(parse_scenario(document, "x.yaml"), sources)
+    result = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
     assert result.failures[0].where == "step 3 (complete invite_submission)"
     assert "expected a refusal" in result.failures[0].message and "accepted" in result.failures[0].message
 
@@ -172,9 +180,10 @@ def test_a_draft_is_run_from_the_files_given(sources: Sources) -> None:
     text = bpmn.decode() if isinstance(bpmn, bytes) else bpmn
     files["pay_progression.bpmn"] = text.replace('outcome = "progressed"', 'outcome = "progressed_in_draft"')
     assert files["pay_progression.bpmn"] != text
-    result = run_scenario(load_scenario(SCENARIOS_DIR / "pay_progression/pay_progression/"
-                                        "d19_4_approved_progression.yaml"), Sources(files, sources.forms_dir))
-    assert result.outcome == "progressed_in_draft"
+    (result,) = run_scenarios([load_scenario(SCENARIOS_DIR / "pay_progression/pay_progression/"
+                                             "d19_4_approved_progression.yaml")], Sources(files, sources.forms_dir),
+                              modes=["straight"])
+    assert result.outcome == "progressed_in_draft" and result.mode == "straight"
     assert result.failures[0].where == "outcome"
 
 
@@ -186,7 +195,7 @@ def test_a_broken_draft_fails_the_setup_naming_the_file(sources: Sources) -> Non
     assert failure.where == "setup" and "pay_progression.bpmn" in failure.message
 
 
-def test_the_callers_clock_never_moves(sources: Sources) -> None:
+def test_the_callers_clock_never_moves(sources: Sources, template: Path) -> None:
     """The run moves its own clock to 2026-04-30 and beyond; the test's frozen clock, read meanwhile from
     another thread and after the run, stays at T0, whether the scenario passes or fails."""
     seen: list[datetime] = []
@@ -203,8 +212,9 @@ def test_the_callers_clock_never_moves(sources: Sources) -> None:
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        passed = run_scenario(parse_scenario(document, "x.yaml"), sources)
-        failed = run_scenario(parse_scenario(_scenario(outcome={"status": "cancelled"}), "x.yaml"), sources)
+        passed = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
+        failed = run_scenario(parse_scenario(_scenario(outcome={"status": "cancelled"}), "x.yaml"), sources,
+                              template=template)
     finally:
         stop.set()
         watcher.join()
@@ -212,14 +222,14 @@ def test_the_callers_clock_never_moves(sources: Sources) -> None:
     assert passed.steps[2].summary == "clock at 2026-05-01T00:00:00+00:00"
     assert not failed.passed
     assert CLOCK.now() == T0 and set(seen) == {T0}
-    assert T0 == datetime(2026, 3, 2, tzinfo=UTC)
+    assert datetime(2026, 3, 2, tzinfo=UTC) == T0
 
 
-def test_a_refused_start_is_the_outcome(sources: Sources) -> None:
+def test_a_refused_start_is_the_outcome(sources: Sources, template: Path) -> None:
     document = _scenario(steps=[], outcome={"status": "refused"})
     document["start"] = {**document["start"], "data": {**document["start"]["data"], "employee": "clerk"},
                          "refused": {"error": "Invalid", "field": "employee", "message": "cl. 1"}}
-    result = run_scenario(parse_scenario(document, "x.yaml"), sources)
+    result = run_scenario(parse_scenario(document, "x.yaml"), sources, template=template)
     assert result.passed, result.report()
     assert result.status == "refused" and result.steps[0].summary.startswith("refused as expected: Invalid")
 
