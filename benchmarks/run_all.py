@@ -27,6 +27,8 @@ SUITE = [
     ("Timers: due -> fired, throughput, idle poll", ["timers.py", *TIMERS]),
     ("Storage per case", ["storage.py"]),
     ("Case age: a step's cost by the case's age (issue 21)", ["case_age.py", "36", "5"]),
+    ("Case age on the policies: a three-year placement, a pay progression case (issue 21)",
+     ["case_age_policies.py", "3"]),
     ("HTTP load, SQLite, 1 process", ["http_load.py", *HTTP]),
 ]
 

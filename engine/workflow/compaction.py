@@ -20,7 +20,8 @@ What the library reads, and so what stays (each rule is a test in tests/workflow
   (BoundaryEventJoin finds its split with `find_ancestor` and reads its children);
 - the parent of every kept join task (a parallel or inclusive gateway's twin cancelled while another waits);
 - every finished branch holding a twin of a join that is still waiting: SpiffWorkflow counts that twin's input as
-  arrived (ParallelGateway._check_threshold_unstructured) and merges its data when the join fires;
+  arrived (ParallelGateway._check_threshold_unstructured) and merges its data when the join fires (an end join's
+  twins, which are only merged, are folded into the newest: `_twins_that_count`);
 - above each live task, the nearest task of each element that flows into a parallel gateway: a parallel gateway in
   a loop walks up the tree from its next instance to the first such input it meets (`remove_ancestor`), however far
   back that is;
@@ -33,15 +34,17 @@ every element that was ever completed.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, StartEventSplit
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, StartEventSplit, _EndJoin
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.specs.Join import Join
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 _SPLITS = (BoundaryEventSplit, StartEventSplit)
@@ -96,13 +99,13 @@ def _compact_one(top: BpmnWorkflow, workflow: Any, passed: list[Passed]) -> None
         live_below[task.id] = _live(task) or any(live_below.get(c, False) for c in task._children)
     if not live_below[root.id]:
         return
-    waiting_joins = {t.task_spec.name for t in order if isinstance(t.task_spec, Join) and _live(t)}
+    holders = _twins_that_count(order)
     gone: list[Any] = []
     for task in order:  # finished side branches hanging from the live part of the tree
         if task is root or not live_below[task.id] or _open_split(task):
             continue
         for child in task.children:
-            if not live_below[child.id] and not _holds_twin(child, waiting_joins):
+            if not live_below[child.id] and not _holds_twin(child, holders):
                 gone.extend(_walk(child))
                 task._children.remove(child.id)
     for task in gone:
@@ -122,11 +125,34 @@ def _open_split(task: Any) -> bool:
     return isinstance(task.task_spec, _SPLITS) and any(_live(c) for c in task.children)
 
 
-def _holds_twin(branch: Any, waiting_joins: set[str]) -> bool:
-    """Whether a finished branch holds a twin of a join that is still waiting (which may count it)."""
-    if not waiting_joins:
-        return False
-    return any(t.task_spec.name in waiting_joins for t in _walk(branch))
+def _twins_that_count(order: list[Any]) -> set[UUID]:
+    """The finished twins of joins still waiting, which the join may count or merge data from when it fires.
+
+    A process's end join (the EndJoin every branch that reaches an end event runs into) never counts its twins, but
+    merges the data of each, oldest first, when the last branch ends: a placement's monthly branches leave one such
+    twin a month. Those are folded into the newest, whose parent then holds their data merged in the same order
+    (SpiffWorkflow's DeepMerge), so the others may go."""
+    waiting = {t.task_spec.name for t in order if isinstance(t.task_spec, Join) and _live(t)}
+    twins = [t for t in order if t.task_spec.name in waiting and not _live(t)]
+    holders = {t.id for t in twins if not isinstance(t.task_spec, _EndJoin)}
+    ends: dict[str, list[Any]] = {}
+    for twin in twins:
+        if isinstance(twin.task_spec, _EndJoin) and twin.parent is not None:
+            ends.setdefault(twin.task_spec.name, []).append(twin)
+    for same in ends.values():
+        same.sort(key=lambda t: t.last_state_change)
+        if len(same) > 1:
+            merged: dict[str, Any] = {}
+            for twin in same:
+                DeepMerge.merge(merged, copy.deepcopy(twin.parent.data))
+            same[-1].parent.data = merged
+        holders.add(same[-1].id)
+    return holders
+
+
+def _holds_twin(branch: Any, holders: set[UUID]) -> bool:
+    """Whether a finished branch holds a twin a waiting join may still count or merge."""
+    return bool(holders) and any(t.id in holders for t in _walk(branch))
 
 
 def _pinned(root: Any, tasks: Iterable[Any]) -> set[UUID]:
