@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -166,7 +166,10 @@ def with_state(mark: Mark, now: datetime, timezone: str) -> Mark:
     if mark.state in STATES:
         return mark
     today = now.astimezone(ZoneInfo(timezone)).date()
-    if mark.open and instant(mark.when, timezone) < now:
+    # Due on a date: by the end of that day; due at a moment (a task's due_at): by that moment.
+    deadline = instant(mark.when, timezone) if isinstance(mark.when, datetime) else \
+        instant(mark.when + timedelta(days=1), timezone)
+    if mark.open and deadline <= now:
         return replace(mark, state="overdue")
     day = local_day(mark.when, timezone)
     return replace(mark, state="today" if day == today else "past" if day < today else "future")

@@ -17,6 +17,7 @@ from engine.workflow import timeline as tl
 from engine.workflow.models import ProcessInstance
 from engine.workflow.registry import REGISTRY
 from engine.workflow.runtime import Runtime
+from tests.policies.pay_progression.test_pay_progression import RECOMMEND_YES, REFUSE, REVIEW, SUBMIT
 from tests.policies.secondment.test_secondment_flow import accept_all, at, poll, started
 from tests.workflow.driver import Driver, deploy_file
 
@@ -80,6 +81,27 @@ def test_d19_10_new_timeframe_moves_the_assessment_date_from_the_original(org: R
     assert (now.when, now.moved) == (date(2026, 9, 30), True)
     [was] = marks["Assessment date (before the new timeframe)"]
     assert (was.when, was.moved_to, was.clause) == (date(2026, 6, 30), date(2026, 9, 30), "D19-10")
+
+
+def test_d19_9a_review_due_is_overdue_after_the_end_of_its_day(org: Runtime) -> None:
+    d = Driver(org)
+    case = d.start("pay_progression", START)
+    d.complete(case, "invite_submission", "supervisor", INVITE)
+    d.complete(case, "make_submission", "employee", SUBMIT)
+    d.complete(case, "recommend", "supervisor", RECOMMEND_YES)
+    d.complete(case, "decide", "manager", REFUSE)
+    d.complete(case, "consider_review", "employee", REVIEW)
+    [due] = _by_label(_timeline(org, case))["Review due"]
+    assert (due.when, due.kind, due.clause, due.state) == (date(2026, 3, 30), "due", "D19-9a", "future")
+    CLOCK.freeze(datetime(2026, 3, 30, 14, 29, tzinfo=UTC))  # 23:59 on 30 March in Darwin: still in time
+    assert _by_label(_timeline(org, case))["Review due"][0].state == "today"
+    CLOCK.freeze(datetime(2026, 3, 30, 14, 30, tzinfo=UTC))  # midnight: four weeks have passed
+    assert _by_label(_timeline(org, case))["Review due"][0].state == "overdue"
+    d.complete(case, "ceo_review", "ceo", {"review_decision": {
+        "new_information_accepted": "not_accepted", "outcome": "confirm", "reason": "No criterion shown."}})
+    marks = _by_label(_timeline(org, case))
+    assert marks["Review due"][0].state == "past"  # decided: no longer overdue
+    assert [m.kind for m in marks["Review decided"]] == ["done"]
 
 
 def test_mp_l_placement_timeline_has_its_start_report_cycles_end_and_overdue_reports(org: Runtime) -> None:
