@@ -35,7 +35,11 @@ def _engine_error(exc: EngineError) -> ResponseReturnValue:
 
 
 def _xml_body() -> Any:
-    body = request.get_json(silent=True)
+    """The "xml" of the JSON body ({"xml": "<definitions ...>"}); Invalid naming the body when it is not one."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # "[[[[..." deeper than the JSON parser's stack: silent=True catches ValueError only
+        raise Invalid("the body is nested too deeply", [Problem("JSON nested too deeply", field="body")]) from None
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object", [Problem("must be a JSON object", field="body")])
     return body.get("xml")

@@ -108,6 +108,8 @@ def test_bad_table_input_is_a_clear_error_never_a_500(client: FlaskClient, app_o
         assert answer.status_code == status, (body, answer.get_data(as_text=True))
         assert where in json.dumps(answer.json["problems"])
     assert _post(client, "/studio/api/processes/pay_progression/tables/other.dmn", {"xml": "<x/>"}).status_code == 422
+    deep = client.post(SAVE, data="[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert deep.status_code == 422 and deep.json["problems"][0]["field"] == "body"
     assert client.get(f"{TABLES}/nothing.dmn").status_code == 404
     assert client.post(f"{TABLES}/deploy").status_code == 422  # no draft to deploy
     with app_org.db.read() as s:
