@@ -225,6 +225,22 @@ def pay_points_set(classification: str, points: tuple[str, ...], as_user: str | 
     click.echo(f"{items[0]['classification']}: " + ", ".join(p["code"] for p in items))
 
 
+@click.group("register")
+def register_group() -> None:
+    """OCPE's placement register (kept in step with each case by every save)."""
+
+
+@register_group.command("rebuild")
+@with_appcontext
+def register_rebuild() -> None:
+    """Rebuild every placement's register rows from its case's history (repair)."""
+    from engine.policies.secondment.projection import rebuild_register
+
+    svc = services()
+    count = rebuild_register(svc.db, svc.settings.timezone)
+    click.echo(f"rebuilt {count} placement(s) from their history")
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_cmd() -> None:
@@ -239,7 +255,8 @@ def scheduler_cmd() -> None:
 
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI (so `flask --app web ...` has them)."""
-    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd, pay_points_cli):
+    for cmd in (db_cli, user_cli, deploy_cmd, demo_cmd, serve_cmd, scheduler_cmd, archive_cmd, pay_points_cli,
+                register_group):
         if cmd.name not in app.cli.commands:
             app.cli.add_command(cmd)
     from web.hr import register_cli  # HR bulk work: `people import`, `progression start-cycles`

@@ -536,7 +536,7 @@ def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted:
 # ---------------------------------------------------------------------------------------------- reads and repair
 
 
-def _mark_overdue(session: Session, p: Placement) -> None:
+def mark_overdue(session: Session, p: Placement) -> None:
     """Make the placement's pending steps whose due time has passed overdue, with its report counts."""
     for step in session.scalars(select(PlacementReport).where(
             PlacementReport.instance_id == p.instance_id, PlacementReport.outcome == "pending",
@@ -557,7 +557,7 @@ def _refresh_one(session: Session, *, instance_id: int, timezone: str) -> bool:
     if stale:
         placement = update_placement(session, row, timezone, fingerprint)
     assert placement is not None
-    _mark_overdue(session, placement)
+    mark_overdue(session, placement)
     return stale
 
 
