@@ -240,8 +240,8 @@ def render(timeline: Timeline, ident: str = "timeline") -> Markup:
              f'width="100%" role="img" aria-labelledby="{key}-title {key}-desc" preserveAspectRatio="xMinYMin meet">',
              f'<title id="{key}-title">Timeline of the case\'s dates and timers</title>',
              f'<desc id="{key}-desc">{escape(_describe(timeline))}</desc>',
-             '<defs><marker id="tl-arrowhead" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="7" '
-             'markerHeight="7" orient="auto-start-reverse"><path class="tl-arrowhead" d="M0,0 L10,5 L0,10 z"/>'
+             '<defs><marker id="tl-arrowhead" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" '
+             'markerHeight="5" orient="auto-start-reverse"><path class="tl-arrowhead" d="M0,0 L10,5 L0,10 z"/>'
              '</marker></defs>',
              f'<line class="tl-axis" x1="{MARGIN}" y1="{axis:.1f}" x2="{WIDTH - MARGIN}" y2="{axis:.1f}"/>']
     for x, caption in _ticks(scale, timeline.timezone):
