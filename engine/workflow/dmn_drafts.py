@@ -40,7 +40,7 @@ class TableFile:
     key: str
     filename: str
     xml: str
-    base_version: int
+    base_version: int  # the version the draft was started from (a later one may have been deployed since)
     draft: bool
     saved_at: str | None = None
     saved_by: str | None = None
@@ -60,7 +60,8 @@ def table_files(session: Session, user: User, key: str) -> list[TableFile]:
     for name in sorted(n for n in base.sources if n.lower().endswith(".dmn")):
         draft = drafts.get(name)
         if draft is not None:
-            found.append(TableFile(key, name, draft.xml, base.version, True, draft.updated_at.isoformat(),
+            found.append(TableFile(key, name, draft.xml, draft.base_version or base.version, True,
+                                   draft.updated_at.isoformat(),
                                    draft.updated_by))
         else:
             found.append(TableFile(key, name, str(base.sources[name]), base.version, False))

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from engine.core.errors import Invalid
 from engine.core.models import AuditEvent
+from engine.workflow.bundles import Bundle
+from engine.workflow.definitions import deploy
 from engine.workflow.dmn_models import DecisionTableDraft
 from engine.workflow.models import ProcessDefinition
 from engine.workflow.runtime import Runtime
@@ -136,3 +138,17 @@ def test_table_posts_need_the_csrf_token(csrf_app: Flask, app_org: Runtime) -> N
     saved = client.post(SAVE, data=json.dumps({"xml": xml}), content_type="application/json",
                         headers={"X-CSRFToken": data["csrf"]})
     assert saved.status_code == 200
+
+
+def test_a_draft_older_than_the_newest_version_says_so(client: FlaskClient, app_org: Runtime, auth: Auth) -> None:
+    auth.login("owner")
+    xml = _page_data(client)["xml"]
+    assert _post(client, SAVE, {"xml": xml.replace("&lt; facts[\"months_required\"]</text>", "&lt; 24</text>", 1)}
+                 ).json["valid"] is True
+    assert "was deployed since" not in client.get(TABLES).get_data(as_text=True)
+    with app_org.db.unit_of_work() as uow:  # someone deploys a changed scope table meanwhile: version 2
+        row = uow.session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "pay_progression")).one()
+        sources = {**row.sources, "d19_scope.dmn": row.sources["d19_scope.dmn"].replace("any other", "any other one")}
+        deploy(uow.session, Bundle(sources=sources, forms=dict(row.forms)), "admin")
+        uow.commit()
+    assert "Version 2 was deployed since" in client.get(TABLES).get_data(as_text=True)
