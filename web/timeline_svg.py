@@ -192,7 +192,7 @@ def _legend(y: float) -> Iterator[str]:
            f'<text class="tl-legend" x="{x + 6:.1f}" y="{y + 4:.1f}">Today</text>')
 
 
-def _arrows(timeline: Timeline, scale: _Scale, axis: float) -> Iterator[str]:
+def _arrows(timeline: Timeline, scale: _Scale, axis: float, key: str) -> Iterator[str]:
     """A moved date: a curved arrow below the axis from the date it was to the date it is now."""
     for mark in timeline.marks:
         if mark.kind != "moved-from" or mark.moved_to is None:
@@ -200,7 +200,7 @@ def _arrows(timeline: Timeline, scale: _Scale, axis: float) -> Iterator[str]:
         x1 = scale.x(instant(mark.when, timeline.timezone))
         x2 = scale.x(instant(mark.moved_to, timeline.timezone))
         dip = axis + 24
-        yield (f'<path class="tl-arrow" marker-end="url(#tl-arrowhead)" d="M{x1:.1f},{axis + 7:.1f} '
+        yield (f'<path class="tl-arrow" marker-end="url(#{key}-arrowhead)" d="M{x1:.1f},{axis + 7:.1f} '
                f'C{x1:.1f},{dip:.1f} {x2:.1f},{dip:.1f} {x2:.1f},{axis + 9:.1f}">'
                f'<title>{escape(mark.label)}: moved to {escape(local_day(mark.moved_to, timeline.timezone))}'
                f'</title></path>')
@@ -240,7 +240,7 @@ def render(timeline: Timeline, ident: str = "timeline") -> Markup:
              f'width="100%" role="img" aria-labelledby="{key}-title {key}-desc" preserveAspectRatio="xMinYMin meet">',
              f'<title id="{key}-title">Timeline of the case\'s dates and timers</title>',
              f'<desc id="{key}-desc">{escape(_describe(timeline))}</desc>',
-             '<defs><marker id="tl-arrowhead" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" '
+             f'<defs><marker id="{key}-arrowhead" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" '
              'markerHeight="5" orient="auto-start-reverse"><path class="tl-arrowhead" d="M0,0 L10,5 L0,10 z"/>'
              '</marker></defs>',
              f'<line class="tl-axis" x1="{MARGIN}" y1="{axis:.1f}" x2="{WIDTH - MARGIN}" y2="{axis:.1f}"/>']
@@ -251,5 +251,5 @@ def render(timeline: Timeline, ident: str = "timeline") -> Markup:
                  f'<text class="tl-today-label" x="{now_x:.1f}" y="{TOP - 10}" '
                  f'text-anchor="{"end" if now_x > WIDTH - 120 else "start" if now_x < 120 else "middle"}">'
                  f'Today {escape(timeline.today.isoformat())}</text>')
-    parts += [*_arrows(timeline, scale, axis), *_marks(timeline, scale, axis), *_legend(axis + 50), "</svg>"]
+    parts += [*_arrows(timeline, scale, axis, key), *_marks(timeline, scale, axis), *_legend(axis + 50), "</svg>"]
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape(); the rest is ours
