@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +47,34 @@ def group_members(session: Session, group: str) -> list[Person]:
         if group in user.roles and user.person is not None:
             people.append(user.person)
     return people
+
+
+# ---------------------------------------------------------------------------------------------- times in notices
+
+
+def _here(moment: datetime, timezone: str) -> datetime:
+    """The moment in the organisation's time zone (a naive moment is UTC, as the database stores them)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(timezone))
+
+
+def local_day(moment: datetime, timezone: str) -> str:
+    """The day a due moment belongs to, in the organisation's time zone: a task due at 00:00 on the 1st is due
+    by the end of the 31st (due dates are the end of a day)."""
+    return (_here(moment, timezone) - timedelta(microseconds=1)).date().isoformat()
+
+
+def local_time(moment: datetime, timezone: str) -> str:
+    """A moment as notices state it: the organisation's local date and time with the zone's name
+    ('2027-02-16 09:00 ACST'), as pages show it; never bare UTC."""
+    return _here(moment, timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def due_words(due: datetime, timezone: str) -> str:
+    """When something is due, in words: 'by the end of 2027-03-03' for a due date (the end of a local day, as a
+    date in a diagram means), 'by 2027-03-03 16:00 ACST' for a due time (a duration counted from when it opened)."""
+    if _here(due, timezone).time() == time(0, 0):
+        return f"by the end of {local_day(due, timezone)}"
+    return f"by {local_time(due, timezone)}"
 
 
 def notify(session: Session, people: Iterable[Person], subject: str, body: str, instance_id: int | None) -> int:

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -36,7 +35,7 @@ from engine.core.audit import audit, write_pending
 from engine.core.clock import CLOCK
 from engine.workflow.assignment import resolve_lane
 from engine.workflow.models import HumanTask, ProcessInstance, Timer
-from engine.workflow.notify import group_members, notify, send_pending
+from engine.workflow.notify import due_words, group_members, notify, send_pending
 from engine.workflow.runtime import FIRE_IN_BATCH, Runtime
 
 log = logging.getLogger(__name__)
@@ -254,9 +253,9 @@ class TimerService:
                 people = [task.assignee] if task.assignee is not None else []
                 if task.assigned_group:
                     people += group_members(s, task.assigned_group)
-                when = local_day(task.due_at, self.runtime.settings.timezone)
-                count += notify(s, people, f"Reminder: {task.title} is due by the end of {when}",
-                                f"{task.instance.title}: '{task.title}' is due by the end of {when}"
+                when = due_words(task.due_at, self.runtime.settings.timezone)
+                count += notify(s, people, f"Reminder: {task.title} is due {when}",
+                                f"{task.instance.title}: '{task.title}' is due {when}"
                                 + (f" ({_clause_words(task.clause)})." if task.clause else ".")
                                 + " If it is not done by then, the time allowed lapses and that is recorded.",
                                 task.instance_id)
@@ -277,7 +276,7 @@ class TimerService:
             for task in late:
                 task.escalated_at = now
                 count += notify(s, self._escalation_people(s, task), f"Overdue: {task.title}",
-                                _escalation_body(task), task.instance_id)
+                                _escalation_body(task, self.runtime.settings.timezone), task.instance_id)
                 audit(s, task.instance_id, "timer", "escalated", task=task.name, title=task.title,
                       clause=task.clause, due_at=task.due_at.isoformat() if task.due_at else None)
             uow.commit()
@@ -375,11 +374,13 @@ def task_escalate_to(runtime: Runtime, task: HumanTask) -> str | None:
     return None
 
 
-def _escalation_body(task: HumanTask) -> str:
-    due = task.due_at.date().isoformat() if task.due_at else "?"
+def _escalation_body(task: HumanTask, timezone: str) -> str:
+    """What the people a late task escalates to read: when it was due in the organisation's time zone (the
+    end of a local day, or a local time with the zone's name), never the UTC date."""
+    due = due_words(task.due_at, timezone) if task.due_at else "by a date not recorded"
     who = task.assignee.name if task.assignee else f"the {task.assigned_group} group"
-    clause = f" ({task.clause})" if task.clause else ""
-    return (f"The task \"{task.title}\"{clause} in case #{task.instance_id} ({task.instance.title}) was due on "
+    clause = f" ({_clause_words(task.clause)})" if task.clause else ""
+    return (f"The task \"{task.title}\"{clause} in case #{task.instance_id} ({task.instance.title}) was due "
             f"{due} and is still open with {who}.")
 
 
@@ -393,13 +394,6 @@ def run_scheduler_forever(runtime: Runtime) -> None:
                       coalesce=True, next_run_time=CLOCK.now(), id="timer-poll")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-
-
-def local_day(moment: datetime, timezone: str) -> str:
-    """The day a due moment belongs to, in the organisation's time zone: a task due at 00:00 on the 1st is due
-    by the end of the 31st (due dates are the end of a day)."""
-    local = moment.astimezone(ZoneInfo(timezone)) - timedelta(microseconds=1)
-    return local.date().isoformat()
 
 
 def _clause_words(clause: str) -> str:

@@ -4,13 +4,14 @@ context a task page shows (the agreement as it stands, the concern being discuss
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core.clock import CLOCK
 from engine.core.config import Settings
 from engine.core.models import AuditEvent
 from engine.policies.secondment.hooks import HOOKS
@@ -18,7 +19,7 @@ from engine.policies.secondment.process import CONCERN_TASKS, PROCESS_KEY
 from engine.policies.secondment.projection import CaseWalk
 from engine.workflow.assignment import person_by_username
 from engine.workflow.models import HumanTask, ProcessInstance
-from engine.workflow.notify import group_members, notify
+from engine.workflow.notify import group_members, local_day, notify
 
 
 @HOOKS.on_task_opened(PROCESS_KEY)
@@ -37,12 +38,24 @@ def tell_the_people_concerned(session: Session, row: ProcessInstance, task: Huma
             notify(session, [home], f"Concern raised: {row.title}",
                    f"A concern about the placement in case #{row.id} was raised; the host organisation is "
                    "discussing it with the parties.", row.id)
-    if task.name not in CONTEXT_TASKS:
-        return
-    session.flush()  # the runtime saves without autoflush; the history read below includes this change
-    context = task_context(session, row, task.name, settings.timezone)
-    if context:
-        task.instructions = (task.instructions or "") + "\n\n" + _literal(context)
+    notes = []
+    if task.name in CONTEXT_TASKS:
+        session.flush()  # the runtime saves without autoflush; the history read below includes this change
+        notes.append(task_context(session, row, task.name, settings.timezone))
+    notes.append(born_late(task, settings.timezone))
+    for note in notes:
+        if note:
+            task.instructions = (task.instructions or "") + "\n\n" + _literal(note)
+
+
+def born_late(task: HumanTask, timezone: str) -> str | None:
+    """Why a step is overdue from the moment it opens (MP-L: no task is born overdue without saying why): the
+    date it is counted from had passed before the step could open."""
+    if task.due_at is None or task.created_at is None or task.due_at > task.created_at:
+        return None
+    return (f"This step opened on {_local_day(task.created_at, timezone)}, after the date it was due (by the end of "
+            f"{local_day(task.due_at, timezone)}): the date it is counted from had already passed when the step "
+            "before it was done or the scheduler reached it. It shows as overdue from the start.")
 
 
 #: Tasks whose instructions get the facts of their branch (see task_context).
@@ -102,9 +115,33 @@ def task_context(session: Session, row: ProcessInstance, name: str, timezone: st
         unissued = plan_event is not None and (not opened or plan_event.id > opened[-1])
         return _plan_end_context(walk, data_of(plan_event, "end_plan") if unissued else {}, end)
     if name in ("propose_reentry", "confirm_reentry"):
-        last_day = walk.early_last_day or end
-        return f"The placement's last day is {last_day}." if last_day else None
+        return _reentry_context(name, walk.early_last_day or end, events, timezone)
     return None
+
+
+def _reentry_context(name: str, last_day: str | None, events: list[AuditEvent], timezone: str) -> str | None:
+    """The last day the re-entry is arranged for; whether it moved since the arrangements were first asked for
+    (an early end decided after the end was settled); and why the step is due today when its usual date passed."""
+    if not last_day:
+        return None
+    text = f"The placement's last day is {last_day}."
+    opened = sum(1 for e in events if e.kind == "task_opened" and (e.detail or {}).get("task") == name)
+    if opened > 1:
+        text += (" The last day changed after the re-entry arrangements were first asked for: they are asked for "
+                 "again, for the new last day.")
+    usual = last_day if name == "confirm_reentry" else _days_before(last_day, 7)
+    today = _local_day(CLOCK.now(), timezone)
+    if usual and usual < today:
+        what = "by the last day" if name == "confirm_reentry" else "7 days before the last day"
+        text += f" It is usually due {what} ({usual}); that date has passed, so it is due by the end of today, {today}."
+    return text
+
+
+def _days_before(day: str, days: int) -> str | None:
+    try:
+        return (date.fromisoformat(day[:10]) - timedelta(days=days)).isoformat()
+    except ValueError:
+        return None
 
 
 def _plan_end_context(walk: CaseWalk, unissued_plan: dict[str, Any], end: str | None) -> str | None:
