@@ -172,7 +172,9 @@ class _Field:
     def group(self, body: Markup, cls: str = "field group") -> Markup:
         legend = _tag("legend", {}, self.label_text())
         cls += " has-error" * bool(self.errors)
-        return _tag("fieldset", {"class": cls, "id": self.id}, legend + self.notes() + body)
+        # GOV.UK: a group's hint and error are read with its legend (aria-describedby on the fieldset)
+        attrs = {"class": cls, "id": self.id, "aria-describedby": self.aria()["aria-describedby"]}
+        return _tag("fieldset", attrs, legend + self.notes() + body)
 
 
 class _Renderer:
