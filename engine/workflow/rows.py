@@ -97,7 +97,7 @@ _INSERTS: dict[Any, Any] = {}
 def insert_passed(session: Session, instance_id: int, passed: list[Passed]) -> None:
     """Keep the elements compaction took out of a case's workflow as its history rows (one statement)."""
     if passed:
-        session.connection().execute(insert(PassedElement.__table__), [
+        session.connection().execute(insert(table_of(PassedElement)), [
             {"instance_id": instance_id, "element": p.element, "state": p.state, "changed_at": p.changed_at}
             for p in passed])
 
