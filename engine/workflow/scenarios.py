@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -136,12 +137,16 @@ def run_scenario(scenario: Scenario, sources: Sources | None = None, settings: S
     result = ScenarioResult(scenario.name, scenario.file, list(scenario.clauses), MODES[1] if restore else MODES[0])
     install()
     start_at = parse_when(scenario.start["at"]) if scenario.start.get("at") else CLOCK.now()
+    demo = bool(scenario.setup.get("demo_people")) and template is not None
+    if template is not None and demo:
+        template = _with_demo_people(template, settings)
     with tempfile.TemporaryDirectory(prefix="ntpswf-scenario-") as folder, CLOCK.isolated(start_at):
         path = Path(folder) / "scenario.sqlite3"
         if template is not None:
             shutil.copyfile(template, path)
         run_settings = replace(settings, database_url=f"sqlite:///{path}", demo_mode=False, smtp_url=None)
-        runner = _Runner(scenario, sources, run_settings, restore, result, deployed=template is not None)
+        runner = _Runner(scenario, sources, run_settings, restore, result, deployed=template is not None,
+                         demo_loaded=demo)
         try:
             runner.run()
         finally:
@@ -149,12 +154,33 @@ def run_scenario(scenario: Scenario, sources: Sources | None = None, settings: S
     return result
 
 
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def _with_demo_people(template: Path, settings: Settings) -> Path:
+    """The template with the demo organisation loaded too (made beside it once: most scenarios start from it)."""
+    target = template.with_name(f"{template.stem}-demo{template.suffix}")
+    with _TEMPLATE_LOCK:
+        if not target.exists():
+            partial = target.with_name(f"{target.name}.partial")
+            shutil.copyfile(template, partial)
+            run_settings = replace(settings, database_url=f"sqlite:///{partial}", demo_mode=False, smtp_url=None)
+            db = Database(run_settings.database_url)
+            try:
+                set_up_people(Runtime(db, run_settings), {"demo_people": True})
+            finally:
+                db.dispose()
+            partial.replace(target)
+    return target
+
+
 class _Runner:
     """One scenario's run: its database, runtime, the cases it started, and the result being filled."""
 
     def __init__(self, scenario: Scenario, sources: Sources, settings: Settings, restore: bool,
-                 result: ScenarioResult, deployed: bool = False) -> None:
+                 result: ScenarioResult, deployed: bool = False, demo_loaded: bool = False) -> None:
         self.deployed = deployed
+        self.demo_loaded = demo_loaded
         self.scenario = scenario
         self.sources = sources
         self.settings = settings
@@ -198,7 +224,10 @@ class _Runner:
                 deploy_sources(self.runtime, self.sources)
             if self.restore:  # the versions are parsed again from what the database holds
                 SPECS.clear()
-            set_up_people(self.runtime, self.scenario.setup)
+            setup = dict(self.scenario.setup)
+            if self.demo_loaded:
+                setup["demo_people"] = False  # the template holds them
+            set_up_people(self.runtime, setup)
             for record in self.scenario.setup.get("records") or []:
                 Check(self.fresh(), self.state).record(record)
         except (EngineError, CheckFailed, ValueError) as exc:
