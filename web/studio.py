@@ -288,7 +288,8 @@ def overview(key: str) -> ResponseReturnValue:
     with services().db.read() as s:
         view = process_overview(s, current_user(), key, version)
     data = {"xml": view.xml, "counts": view.counts(), "names": {e.element: e.name for e in view.elements}}
-    return render_template("studio/overview.html", key=key, view=view, data=data)
+    links = _case_links(key, [c["id"] for c in view.running])
+    return render_template("studio/overview.html", key=key, view=view, data=data, links=links)
 
 
 # --------------------------------------------------------------------------- instance diagrams

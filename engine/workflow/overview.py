@@ -21,6 +21,8 @@ from engine.workflow.versions import definition, source_file, versions
 
 #: Timer rows still waiting to fire (claimed: a scheduler is firing it now).
 PENDING_TIMER = ("waiting", "claimed")
+#: How many running cases the overview lists (the counts cover them all).
+CASE_LIMIT = 200
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Overview:
     cases: dict[str, int]
     elements: list[ElementCount] = field(default_factory=list)
     versions: list[dict[str, int]] = field(default_factory=list)  # [{"version", "cases", "running"}], newest first
+    #: The newest running cases (at most CASE_LIMIT): number, version and the elements each waits at; no title
+    #: (it names the person), no data.
+    running: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {e.element: {"open": e.open, "waiting": e.waiting, "completed": e.completed} for e in self.elements}
@@ -96,6 +101,25 @@ def _element_rows(session: Session, scope: list[int]) -> list[tuple[str, str, in
     for element, state, n in timers:
         out.append((element, "completed" if state == "fired" else "waiting", int(n)))
     return out
+
+
+def _running_cases(session: Session, scope: list[int], names: dict[str, str]) -> list[dict[str, Any]]:
+    """The newest running cases with the elements each waits at (open tasks, pending timers): three queries."""
+    rows = session.execute(
+        select(ProcessInstance.id, ProcessDefinition.version)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .where(ProcessInstance.definition_id.in_(scope), ProcessInstance.status == "running")
+        .order_by(ProcessInstance.id.desc()).limit(CASE_LIMIT)).all()
+    ids = [r[0] for r in rows]
+    at: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        for ident, element in session.execute(select(HumanTask.instance_id, HumanTask.name).where(
+                HumanTask.instance_id.in_(ids), HumanTask.state == "open").order_by(HumanTask.id)):
+            at[ident].append(names.get(element, element))
+        for ident, element in session.execute(select(Timer.instance_id, Timer.element).where(
+                Timer.instance_id.in_(ids), Timer.state.in_(PENDING_TIMER)).order_by(Timer.id)):
+            at[ident].append(names.get(element, element) + " (timer)")
+    return [{"id": ident, "version": int(version), "at": at[ident]} for ident, version in rows]
 
 
 def element_names(row: ProcessDefinition) -> dict[str, str]:
@@ -143,4 +167,4 @@ def process_overview(session: Session, user: User, key: str, version: int | None
     return Overview(key=key, name=shown.name, version=version, diagram_version=shown.version, filename=filename,
                     xml=xml, cases=_case_counts(session, scope),
                     elements=sorted(counts.values(), key=lambda e: (e.name.lower(), e.element)),
-                    versions=per_version)
+                    versions=per_version, running=_running_cases(session, scope, names))

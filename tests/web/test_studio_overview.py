@@ -29,7 +29,7 @@ def _private_in(page: str) -> list[str]:
 
 def test_mp_owner_sees_the_overview_with_counts_and_no_case_data(client: FlaskClient, app_org: Runtime,
                                                                   auth: Auth) -> None:
-    three_cases(app_org)
+    at_invite, at_submission, declined = three_cases(app_org)
     auth.login("owner")
     response = client.get("/studio/processes/pay_progression/overview")
     page = _text(response)
@@ -39,6 +39,9 @@ def test_mp_owner_sees_the_overview_with_counts_and_no_case_data(client: FlaskCl
     row = re.search(r'<tr data-element="invite_submission">.*?</tr>', page, re.S)
     assert row is not None and re.findall(r"<td>(\d+)</td>", row.group(0)) == ["1", "0", "2"]
     assert 'data-json="overview-data"' in page and "<script>" not in page  # data in a JSON block, no inline script
+    for case in (at_invite, at_submission):  # each running case links to where it stands, not to the case
+        assert f'href="/studio/instances/{case}/diagram"' in page and f'href="/cases/{case}"' not in page
+    assert f"/instances/{declined}/" not in page  # ended cases are counted, not listed
     one = _text(client.get("/studio/processes/pay_progression/overview?version=1"))
     assert re.search(r'data-count="total">3<', one)
     assert "/studio/processes/pay_progression/overview" in _text(client.get("/studio/processes/pay_progression"))

@@ -37,7 +37,7 @@ def _overview(runtime: Runtime, username: str, version: int | None = None) -> Ov
 
 
 def test_mp_overview_counts_cases_and_elements_after_a_few_steps(org: Runtime) -> None:
-    three_cases(org)
+    three_cases_ids = three_cases(org)
     view = _overview(org, "owner")
     assert view.cases == {"total": 3, "running": 2, "open": 2, "timer": 0, "elsewhere": 0, "completed": 1,
                           "cancelled": 0, "error": 0}
@@ -49,6 +49,10 @@ def test_mp_overview_counts_cases_and_elements_after_a_few_steps(org: Runtime) -
     assert names["make_submission"] != "make_submission"  # the diagram's name for it, not its id
     assert view.version is None and view.diagram_version == 1 and 'id="pay_progression"' in view.xml
     assert view.versions == [{"version": 1, "cases": 3, "running": 2}]
+    at_invite, at_submission, _declined = three_cases_ids
+    assert [(c["id"], c["at"]) for c in view.running] == [
+        (at_invite, [names["invite_submission"]]),
+        (at_submission, [names["make_submission"], names["submission_window_closes"] + " (timer)"])]
     one = _overview(org, "admin", version=1)
     assert one.cases == view.cases and one.counts() == counts
 
