@@ -237,3 +237,47 @@ def test_a_refused_start_is_the_outcome(sources: Sources, template: Path) -> Non
 def test_scenario_files_live_under_the_project() -> None:
     assert SCENARIOS_DIR == PROJECT_ROOT / "scenarios"
     assert all(p.suffix in (".yaml", ".yml", ".json") for p in FILES)
+
+
+# ------------------------------------------------------------------------------------------ the command line
+
+
+@pytest.fixture
+def cli_app(tmp_path: Path) -> Any:
+    import os
+
+    from web import create_app
+
+    os.environ.setdefault("NTPSWF_SECRET_KEY", "test-secret")
+    application = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'app.sqlite3'}"), {"TESTING": True})
+    yield application
+    application.extensions["ntpswf"].db.dispose()
+
+
+def test_the_command_line_runs_the_files_given(cli_app: Any) -> None:
+    path = SCENARIOS_DIR / "pay_progression/pay_progression/d19_1_other_classification_refused.yaml"
+    result = cli_app.test_cli_runner().invoke(args=["scenarios", "run", "--mode", "straight", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("PASS Starting a cycle for a classification")
+    assert "1 passed, 0 failed" in result.output
+    assert CLOCK.now() == T0
+
+
+def test_the_command_line_names_a_bad_file_and_its_step(cli_app: Any, tmp_path: Path) -> None:
+    document = _scenario()
+    document["steps"][0] = {"wait": 3}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document), encoding="utf-8")
+    result = cli_app.test_cli_runner().invoke(args=["scenarios", "run", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: steps[0]" in result.output
+
+
+def test_the_command_line_fails_when_a_scenario_fails(cli_app: Any, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(_scenario(steps=[], outcome={"status": "completed"})), encoding="utf-8")
+    result = cli_app.test_cli_runner().invoke(args=["scenarios", "run", "--mode", "straight", "--json", str(wrong)])
+    assert result.exit_code == 1
+    (answer,) = json.loads(result.output)
+    assert answer["passed"] is False and answer["failures"] == [
+        {"where": "outcome", "message": "status: expected completed, found running"}]
