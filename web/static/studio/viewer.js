@@ -17,7 +17,7 @@ const LABELS = { open: 'Open (waiting for a person)', waiting: 'Waiting (timer o
 const BADGES = { open: 'open', waiting: 'waiting', completed: 'done' };
 const STEP = 1.25;        // one zoom step
 const PAN = 80;           // pixels an arrow key moves the diagram
-const MIN_ZOOM = 0.2;
+const MIN_ZOOM = 0.05;
 const MAX_ZOOM = 4;
 
 function describe(container, data, registry) {
