@@ -91,9 +91,16 @@ def where_in(document: Any, path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts) or "(the whole file)"
 
 
+WHEN = "a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS], UTC unless it ends with Z or +HH:MM)"
+
+
 def _message(error: ValidationError) -> str:
     if error.validator == "oneOf" and list(error.path)[:1] == ["steps"]:
-        return f"a step has exactly one of: {', '.join(STEP_KINDS)} (and may have a note)"
+        found = [k for k in STEP_KINDS if isinstance(error.instance, dict) and k in error.instance]
+        return (f"a step has exactly one of: {', '.join(STEP_KINDS)} (and may have a note)"
+                + (f"; this one has {', '.join(found)}" if found else ""))
+    if error.validator == "pattern" and error.schema.get("pattern", "").startswith("^\\d{4}"):
+        return f"{error.instance!r} is not {WHEN}"
     message = str(error.message)
     if error.validator == "additionalProperties":
         return message.replace("Additional properties are not allowed", "unknown field")
@@ -121,11 +128,32 @@ def parse_scenario(document: Any, file: str = "<scenario>") -> Scenario:
     error = best_match(_validator().iter_errors(document))
     if error is not None:
         raise ScenarioFormatError(file, where_in(document, error.absolute_path), _message(error))
+    for path, value in _dates(document):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ScenarioFormatError(file, where_in(document, path), f"{value!r} is not {WHEN}: {exc}") from exc
     return Scenario(
         name=document["name"], clauses=tuple(document["clauses"]), start=document["start"],
         steps=tuple(document.get("steps", [])), setup=document.get("setup", {}), outcome=document.get("outcome"),
         description=document.get("description", ""), file=file,
     )
+
+
+def _dates(document: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """Every date or time the runner reads (the schema checked their shape, not that the day exists)."""
+    found: list[tuple[list[Any], str]] = []
+    if isinstance(document["start"].get("at"), str):
+        found.append((["start", "at"], document["start"]["at"]))
+    for index, step in enumerate(document.get("steps", [])):
+        kind = step_kind(step)
+        body = step.get(kind)
+        if kind == "at":
+            found.append((["steps", index], body))
+        elif isinstance(body, dict):
+            found += [(["steps", index, kind, key], body[key]) for key in ("at", "due")
+                      if isinstance(body.get(key), str)]
+    return found
 
 
 def parse_text(text: str, file: str = "<scenario>") -> Scenario:

@@ -15,6 +15,7 @@ straight through and with a save/restore (a new runtime, connection pool and spe
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -41,6 +42,8 @@ from engine.workflow.scenario_setup import (
 )
 
 __all__ = ["MODES", "ScenarioResult", "Sources", "StepResult", "project_sources", "run_scenario", "run_scenarios"]
+
+log = logging.getLogger(__name__)
 
 #: How each scenario runs: straight through, and restored from nothing but the database before every step.
 MODES = ("straight", "save-restore")
@@ -233,6 +236,10 @@ class _Runner:
         except (EngineError, CheckFailed, ValueError) as exc:
             self.result.failures.append(Failure("setup", _error_text(exc)))
             return False
+        except Exception as exc:  # reported like any failure: the caller gets a result, not an exception
+            log.exception("scenario %r: setup failed", self.scenario.name)
+            self.result.failures.append(Failure("setup", f"failed unexpectedly: {_error_text(exc)}"))
+            return False
         return True
 
     def _step(self, index: int, kind: str, body: Any, where: str) -> bool:
@@ -245,6 +252,10 @@ class _Runner:
             return False
         except (EngineError, ValueError, LookupError) as exc:  # an unexpected refusal, or a bad name in the step
             self._failed(index, kind, at, where, f"refused: {_error_text(exc)}")
+            return False
+        except Exception as exc:  # a draft's fault the engine did not name: the lab reports it, never a 500
+            log.exception("scenario %r: %s failed", self.scenario.name, where)
+            self._failed(index, kind, at, where, f"failed unexpectedly: {_error_text(exc)}")
             return False
         self.result.steps.append(StepResult(index, kind, summary, at))
         return True
@@ -261,9 +272,17 @@ class _Runner:
             Check(self.fresh(), self.state).outcome(expected)
         except CheckFailed as exc:
             self.result.failures.append(Failure("outcome", str(exc)))
+        except Exception as exc:
+            log.exception("scenario %r: outcome failed", self.scenario.name)
+            self.result.failures.append(Failure("outcome", f"failed unexpectedly: {_error_text(exc)}"))
 
     def _finish(self) -> None:
-        snapshot = self.state.snapshot()
+        try:
+            snapshot = self.state.snapshot()
+        except Exception as exc:  # the case cannot be read back (a draft's broken state): say so, keep the rest
+            log.exception("scenario %r: the case could not be read", self.scenario.name)
+            self.result.failures.append(Failure("result", f"the case could not be read: {_error_text(exc)}"))
+            return
         self.result.status = snapshot.status
         self.result.data = snapshot.data
         self.result.outcome = snapshot.data.get("outcome")
@@ -285,6 +304,6 @@ def _label(kind: str, body: Any) -> str:
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, EngineError):
         details = [f"{p.field or p.element}: {p.message}" if (p.field or p.element) else p.message
-                   for p in exc.problems if p.message != exc.message]
+                   for p in exc.problems if p.message not in exc.message]
         return f"{type(exc).__name__}: {exc.message}" + (f" ({'; '.join(details)})" if details else "")
     return f"{type(exc).__name__}: {exc}"

@@ -187,6 +187,20 @@ def test_a_draft_is_run_from_the_files_given(sources: Sources) -> None:
     assert result.failures[0].where == "outcome"
 
 
+def test_a_draft_whose_script_fails_names_the_step_and_the_element(sources: Sources) -> None:
+    files = dict(sources.files)
+    bpmn = files["pay_progression.bpmn"]
+    text = bpmn.decode() if isinstance(bpmn, bytes) else bpmn
+    files["pay_progression.bpmn"] = text.replace('outcome = "progressed"', "outcome = progressed_undefined", 1)
+    (result,) = run_scenarios([load_scenario(SCENARIOS_DIR / "pay_progression/pay_progression/"
+                                             "d19_4_approved_progression.yaml")], Sources(files, sources.forms_dir),
+                              modes=["save-restore"])
+    (failure,) = result.failures
+    assert failure.where == "step 9 (complete decide)"
+    assert "could not continue at record_progressed" in failure.message and "progressed_undefined" in failure.message
+    assert result.status == "running" and result.path[-1] == "gw_recommendation"
+
+
 def test_a_broken_draft_fails_the_setup_naming_the_file(sources: Sources) -> None:
     files = {**sources.files, "pay_progression.bpmn": "<definitions"}
     result = run_scenario(load_scenario(SCENARIOS_DIR / "pay_progression/pay_progression/"
