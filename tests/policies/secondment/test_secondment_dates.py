@@ -130,6 +130,9 @@ def test_mp_l_an_early_end_at_short_notice_ends_the_placement_the_day_after_its_
     poll(drive)
     row = _assert_post_placement(drive, case, "2027-05-03", "2027-05-31")
     assert row.end_date == date(2027, 6, 30)  # the agreed end stays on record beside the actual one
+    dates = drive.instance(case).data["data_objects"]["placement_dates"]
+    assert (dates["end_date"], dates["last_day"], dates["actual_end_date"], dates["ended_early"]) == (
+        "2027-06-30", "2027-05-03", "2027-05-03", True)
     _assert_none_born_overdue_unexplained(drive, case)
 
 
@@ -195,7 +198,7 @@ def test_mp_l_an_extension_moves_every_timer_and_an_early_end_is_checked_against
         drive._fresh().complete_task(drive.user("supervisor"), decide.id, {"concern_decision": {
             "decision": "end_early", "last_day": "2027-10-15", "reason": "Wellbeing."}})
     assert [(p.field, p.message) for p in err.value.problems] == [("concern_decision.last_day", (
-        "Ending early means a last day before the placement's current end date, 30 September 2027."))]
+        "Ending early means a last day before the placement's present last day, 30 September 2027."))]
     drive.complete(case, "decide_concern", "supervisor", {"concern_decision": {
         "decision": "end_early", "last_day": "2027-07-20", "reason": "Wellbeing."}})
     _reentry(drive, case, "2027-07-21")
