@@ -41,7 +41,8 @@ from engine.workflow.scenario_setup import (
     set_up_people,
 )
 
-__all__ = ["MODES", "ScenarioResult", "Sources", "StepResult", "project_sources", "run_scenario", "run_scenarios"]
+__all__ = ["MODES", "Change", "ScenarioResult", "Sources", "StepResult", "compare", "project_sources", "run_scenario",
+           "run_scenarios"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,45 @@ class ScenarioResult:
         """A short text: the scenario, its mode, and each failure with where."""
         head = f"{'PASS' if self.passed else 'FAIL'} {self.name} [{self.mode}] ({self.file or 'in memory'})"
         return "\n".join([head, *(f"  {f.where}: {f.message}" for f in self.failures)])
+
+
+@dataclass
+class Change:
+    """How one scenario's run differs between two versions (the live one and a draft): which field, and where."""
+
+    name: str
+    file: str | None
+    mode: str
+    field: str  #: passed, status, outcome, effective_date, ended_at or path
+    before: Any
+    after: Any
+    where: str = ""  #: for the path, the first element where they part; for `passed`, the draft's first failure
+
+
+def compare(before: Sequence[ScenarioResult], after: Sequence[ScenarioResult]) -> list[Change]:
+    """What changed from `before` (the live version's results) to `after` (a draft's), scenario by scenario and
+    mode by mode, matched by file and name: its passing, status, outcome, effective date, end event and path."""
+    earlier = {(r.file, r.name, r.mode): r for r in before}
+    changes: list[Change] = []
+    for new in after:
+        old = earlier.get((new.file, new.name, new.mode))
+        if old is None:
+            continue
+        for name in ("passed", "status", "outcome", "effective_date", "ended_at"):
+            if getattr(old, name) != getattr(new, name):
+                where = new.failures[0].where if name == "passed" and new.failures else ""
+                changes.append(Change(new.name, new.file, new.mode, name, getattr(old, name), getattr(new, name),
+                                      where))
+        if old.path != new.path:
+            at = next((i for i, (a, b) in enumerate(zip(old.path, new.path, strict=False)) if a != b),
+                      min(len(old.path), len(new.path)))
+            changes.append(Change(new.name, new.file, new.mode, "path", old.path, new.path,
+                                  f"from element {at + 1}: {_at(old.path, at)} became {_at(new.path, at)}"))
+    return changes
+
+
+def _at(path: list[str], index: int) -> str:
+    return path[index] if index < len(path) else "(the end)"
 
 
 def run_scenarios(scenarios: Iterable[Scenario], sources: Sources | None = None, settings: Settings | None = None,

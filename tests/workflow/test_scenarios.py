@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from engine.workflow.scenario_format import (
     parse_text,
     scenario_files,
 )
-from engine.workflow.scenarios import MODES, Sources, deploy_template, project_sources, run_scenario, run_scenarios
+from engine.workflow.scenarios import (
+    MODES,
+    Sources,
+    compare,
+    deploy_template,
+    project_sources,
+    run_scenario,
+    run_scenarios,
+)
 from tests.conftest import SHARED, T0, require
 
 FILES = scenario_files()
@@ -185,6 +194,10 @@ def test_a_draft_is_run_from_the_files_given(sources: Sources) -> None:
                               modes=["straight"])
     assert result.outcome == "progressed_in_draft" and result.mode == "straight"
     assert result.failures[0].where == "outcome"
+    (live,) = run_scenarios([load_scenario(SCENARIOS_DIR / "pay_progression/pay_progression/"
+                                           "d19_4_approved_progression.yaml")], sources, modes=["straight"])
+    assert [(c.field, c.before, c.after, c.where) for c in compare([live], [result])] == [
+        ("passed", True, False, "outcome"), ("outcome", "progressed", "progressed_in_draft", "")]
 
 
 def test_a_draft_whose_script_fails_names_the_step_and_the_element(sources: Sources) -> None:
@@ -197,6 +210,9 @@ def test_a_draft_whose_script_fails_names_the_step_and_the_element(sources: Sour
                               modes=["save-restore"])
     (failure,) = result.failures
     assert failure.where == "step 9 (complete decide)"
+    live = [replace(result, status="completed", path=[*result.path, "decide", "gw_decision"], failures=[])]
+    path_change = compare(live, [result])[-1]
+    assert (path_change.field, path_change.where) == ("path", "from element 12: decide became (the end)")
     assert "could not continue at record_progressed" in failure.message and "progressed_undefined" in failure.message
     assert result.status == "running" and result.path[-1] == "gw_recommendation"
 
