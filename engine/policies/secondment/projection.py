@@ -2,22 +2,18 @@
 (keep_register_in_step) in the runtime's transaction.
 
 A placement's rows (secondment.models.Placement and its agreement versions, timed steps and concerns) follow from the
-case's audit trail (which task was completed by whom, when, with what form data; which timers fired) and its task
-rows (when each step opened, was due, was done). The runtime writes both in the same transaction as every change to
-the case; the serialized workflow is never read, so the register does not depend on how SpiffWorkflow scopes data
-between parallel branches.
+case's audit trail (which task was completed by whom, when, with what data; which timers fired) and its task rows
+(when each step opened, was due, was done), both written in the transaction of every change to the case; the
+serialized workflow is never read.
 
-Incremental (issue 21). The placement keeps the walk's state (`Placement.walk_state`: the CaseWalk, the newest task
-row seen, the task rows open then, the timed steps numbered so far) beside the newest audit event fed
-(`synced_event_id`). A step feeds the walk only the events after that one and reads only the task rows open before
-or now, so what it reads and writes is bounded by what is open, not by the case's age; the reporting counts move
-with the step rows that changed. `rebuild_placement` rebuilds a placement from its whole history: for a new
-placement, one without state, a history that changed behind the walk, and for repair (`ntpswf register rebuild`).
-The two agree after every step of the scenario suites (tests/policies/secondment/test_register_incremental.py).
-
-Reads (`refresh_register`) bring up to date a placement whose history changed behind it (fingerprint: newest event
-id and number of events), and make a pending step whose due time has passed overdue: that follows from the clock,
-not from any event.
+Incremental (issue 21): the placement keeps its walk's state (`walk_state`: the CaseWalk, the newest task row seen,
+the task rows open then, the steps numbered so far) with the newest audit event fed (`synced_event_id`). A step feeds
+only the events after it and reads only the task rows open then or now: bounded by what is open, not by the case's
+age; the report counts move with the step rows that changed. `rebuild_placement` rebuilds from the whole history (a
+new placement, one without state, a history changed behind the walk, `ntpswf register rebuild`); the two agree after
+every step of the scenario suites (tests/policies/secondment/test_register_incremental.py). Reads (refresh_register)
+catch up a placement whose history changed behind it, and make pending steps past their due time overdue (the clock,
+not an event, decides that).
 """
 
 from __future__ import annotations
@@ -82,14 +78,12 @@ class _Version:
         return self.complete and all(a == "accept" for a, _ in self.answers.values())
 
     def dump(self) -> dict[str, Any]:
-        """The version as JSON (CaseWalk.dump)."""
         return {"number": self.number, "kind": self.kind, "issued_at": self.issued_at.isoformat(),
                 "document": self.document, "changes": self.changes,
                 "answers": {party: [answer, at.isoformat()] for party, (answer, at) in self.answers.items()}}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> _Version:
-        """A version from its JSON."""
         answers = {str(party): (str(answer), datetime.fromisoformat(at)) for party, (answer, at)
                    in data["answers"].items()}
         return cls(int(data["number"]), str(data["kind"]), datetime.fromisoformat(data["issued_at"]),
@@ -260,12 +254,10 @@ _WALK_OBJECTS = frozenset({"versions", "accepted", "agreed_at", "concerns"})
 
 
 def _date(value: Any) -> date | None:
-    if isinstance(value, str) and value:
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
+    try:
+        return date.fromisoformat(value[:10]) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
 def _step_outcome(task: HumanTask, now: datetime) -> str:
@@ -278,8 +270,7 @@ def _step_outcome(task: HumanTask, now: datetime) -> str:
     return "missed" if due is not None and due < ended else "superseded"
 
 
-#: The placement's report counts each outcome adds to (an overdue report counts as not filed; a pending or
-#: superseded one has not fallen due).
+#: The report count each outcome adds to (overdue is not filed; pending and superseded have not fallen due).
 _COUNTED = {"on_time": "reports_on_time", "late": "reports_late", "missed": "reports_missed",
             "overdue": "reports_missed"}
 #: The format of Placement.walk_state; a placement holding another is rebuilt.
@@ -324,8 +315,7 @@ def _placement_of(session: Session, instance_id: int) -> Placement | None:
 
 
 def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> Placement:
-    """Rebuild one placement's register rows from its case's whole audit trail and task rows (for repair, and
-    for a placement without walk state)."""
+    """Rebuild one placement's register rows from its case's whole audit trail and task rows."""
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == row.id)
                                   .order_by(AuditEvent.id)))
     tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id).order_by(HumanTask.id)))
@@ -339,10 +329,9 @@ def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> 
 
 def update_placement(session: Session, row: ProcessInstance, timezone: str,
                      expected: tuple[int, int] | None = None) -> Placement:
-    """Bring one placement's register rows up to date with what happened since its last sync: the audit events
-    after `synced_event_id`, the task rows open then or now. Rebuilds instead when the placement has no walk state,
-    or when the history changed behind the walk: a new task row no event opened, or (given the case's audit
-    fingerprint `expected`: newest event id, number of events) an event older than the walk's newest."""
+    """Bring one placement's register rows up to date with the audit events after `synced_event_id` and the task
+    rows open then or now. Rebuilds instead when it has no walk state or the history changed behind the walk (a
+    new task row no event opened; given `expected`, the case's newest event id and event count: an older event)."""
     placement = _placement_of(session, row.id)
     if placement is None:
         return rebuild_placement(session, row, timezone)
@@ -350,9 +339,8 @@ def update_placement(session: Session, row: ProcessInstance, timezone: str,
         state = _State.load(placement.walk_state)
         events = list(session.scalars(select(AuditEvent).where(
             AuditEvent.instance_id == row.id, AuditEvent.id > placement.synced_event_id).order_by(AuditEvent.id)))
-        # Bounded by what is open: the case's open task rows (by its instance and state index) and those open at
-        # the last sync (by id). A task row opened since then is open now, unless steps were missed (a failed
-        # hook): then a new task row that is already closed has an event but no row here, and the walk rebuilds.
+        # Bounded by what is open: the case's open task rows (instance and state index) and those open at the last
+        # sync (by id). One opened since is open now, unless a failed hook missed steps: then the walk rebuilds.
         tasks = list(session.scalars(select(HumanTask).where(or_(
             and_(HumanTask.instance_id == row.id, HumanTask.state == "open"), HumanTask.id.in_(state.open)))
             .order_by(HumanTask.id)))
@@ -392,7 +380,7 @@ def _apply(session: Session, row: ProcessInstance, p: Placement, state: _State, 
     _write_steps(session, p, state, tasks, full)
     _sync_rows(session, PlacementConcern, p.instance_id, "seq",
                {i: c for i, c in enumerate(walk.concerns, start=1) if full or i > concerns_before},
-               _existing(session, PlacementConcern, p.instance_id, "seq", None if full else concerns_before + 1),
+               _existing(session, PlacementConcern, p.instance_id, "seq", PlacementConcern.seq > concerns_before),
                prune=full)
     state.task_id = max([state.task_id, *(t.id for t in tasks)])
     state.open = [t.id for t in tasks if t.state == "open"]
@@ -443,15 +431,9 @@ def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: 
     p.evaluation_value = walk.evaluation_value
 
 
-def _existing(session: Session, model: Any, instance_id: int, key: str, at_least: Any = None,
-              among: list[Any] | None = None) -> dict[Any, Any]:
-    """A placement's rows of `model` by `key`: all, those whose key is at least `at_least`, or those among."""
-    column = getattr(model, key)
-    query = select(model).where(model.instance_id == instance_id)
-    if at_least is not None:
-        query = query.where(column >= at_least)
-    if among is not None:
-        query = query.where(column.in_(among))
+def _existing(session: Session, model: Any, instance_id: int, key: str, *where: Any) -> dict[Any, Any]:
+    """A placement's rows of `model` (those matching `where`) by `key`."""
+    query = select(model).where(model.instance_id == instance_id, *where)
     return {getattr(r, key): r for r in session.scalars(query)}
 
 
@@ -474,7 +456,8 @@ def _write_versions(session: Session, instance_id: int, walk: CaseWalk, first: i
             answer = v.answers.get(party)
             values[f"{party}_answer"], values[f"{party}_at"] = answer if answer else (None, None)
         versions[v.number] = values
-    existing = _existing(session, PlacementAgreementVersion, instance_id, "version", None if prune else first + 1)
+    existing = _existing(session, PlacementAgreementVersion, instance_id, "version",
+                         PlacementAgreementVersion.version > (0 if prune else first))
     _sync_rows(session, PlacementAgreementVersion, instance_id, "version", versions, existing, prune)
 
 
@@ -495,7 +478,8 @@ def _write_steps(session: Session, p: Placement, state: _State, tasks: list[Huma
             state.numbers[kind] = state.numbers.get(kind, 0) + 1
             values.update(kind=kind, number=state.numbers[kind], opened_at=t.created_at)
         steps[t.id] = values
-    existing = _existing(session, PlacementReport, p.instance_id, "task_id", among=None if full else list(steps))
+    existing = _existing(session, PlacementReport, p.instance_id, "task_id",
+                         *(() if full else (PlacementReport.task_id.in_(list(steps)),)))
     for task_id, values in steps.items():
         if kinds[task_id] not in REPORT_KINDS:
             continue
@@ -546,11 +530,15 @@ def mark_overdue(session: Session, p: Placement) -> None:
             _count(p, "overdue", 1)
 
 
-def _refresh_one(session: Session, *, instance_id: int, timezone: str) -> bool:
-    """Bring one placement up to date (its history, then the clock); returns whether anything was stale."""
+def _refresh_one(session: Session, *, instance_id: int, timezone: str, rebuild: bool = False) -> bool:
+    """Bring one placement up to date (its history, then the clock), or `rebuild` it; returns whether its history
+    was stale."""
     row = session.get(ProcessInstance, instance_id)
     if row is None:
         return False
+    if rebuild:
+        rebuild_placement(session, row, timezone)
+        return True
     placement = _placement_of(session, instance_id)  # locked: a step of the case waits for this read
     fingerprint = reg.fingerprint(session, instance_id)
     stale = placement is None or (placement.synced_event_id, placement.synced_event_count) != fingerprint
@@ -569,27 +557,18 @@ def refresh_register(db: Database, timezone: str) -> int:
     return sum(_retrying(db, partial(_refresh_one, instance_id=i, timezone=timezone)) for i in todo)
 
 
-def _retrying(db: Database, step: Callable[[Session], bool]) -> int:
-    attempts = 3
+def _retrying(db: Database, step: Callable[[Session], bool], attempts: int = 3) -> int:
     for attempt in range(1, attempts + 1):
         try:
             with db.unit_of_work() as uow:
                 changed = step(uow.session)
                 uow.commit()
                 return int(changed)
-        except IntegrityError:
-            # Another process wrote the same new placement at the same moment; the next attempt sees its rows.
+        except IntegrityError:  # another process wrote the same new placement: the next attempt sees its rows
             if attempt == attempts:
                 raise
             log.info("register refresh collided with another (attempt %s); retrying", attempt)
     return 0
-
-
-def _rebuild_one(session: Session, *, instance_id: int, timezone: str) -> bool:
-    row = session.get(ProcessInstance, instance_id)
-    if row is not None:
-        rebuild_placement(session, row, timezone)
-    return row is not None
 
 
 def rebuild_register(db: Database, timezone: str) -> int:
@@ -599,7 +578,7 @@ def rebuild_register(db: Database, timezone: str) -> int:
         ids = list(s.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == PROCESS_KEY)
                              .order_by(ProcessInstance.id)))
     for instance_id in ids:
-        _retrying(db, partial(_rebuild_one, instance_id=instance_id, timezone=timezone))
+        _retrying(db, partial(_refresh_one, instance_id=instance_id, timezone=timezone, rebuild=True))
     return len(ids)
 
 
@@ -609,8 +588,8 @@ def keep_register_in_step(session: Session, row: ProcessInstance, actor: str, se
 
     A savepoint keeps a failure here from undoing the change to the case: the register then catches up on
     its next read (refresh_register)."""
-    # The runtime saves without autoflush; the update reads this change's audit events and task rows.
-    # Both are written before the savepoint, so that a failed update can never take them with it.
+    # The runtime saves without autoflush: this change's audit events and task rows are written before the
+    # savepoint (the update reads them), so that a failed update can never take them with it.
     write_pending(session)
     session.flush()
     try:
