@@ -198,7 +198,7 @@ def test_mp_l_an_extension_moves_every_timer_and_an_early_end_is_checked_against
         drive._fresh().complete_task(drive.user("supervisor"), decide.id, {"concern_decision": {
             "decision": "end_early", "last_day": "2027-10-15", "reason": "Wellbeing."}})
     assert [(p.field, p.message) for p in err.value.problems] == [("concern_decision.last_day", (
-        "Ending early means a last day before the placement's present last day, 30 September 2027."))]
+        "Ending early means a last day before the agreed end date, 30 September 2027."))]
     drive.complete(case, "decide_concern", "supervisor", {"concern_decision": {
         "decision": "end_early", "last_day": "2027-07-20", "reason": "Wellbeing."}})
     _reentry(drive, case, "2027-07-21")
