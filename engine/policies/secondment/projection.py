@@ -226,8 +226,6 @@ class CaseWalk:
             return self.accepted.document
         return self.draft or {}
 
-    # ------------------------------------------------------------------ kept between steps
-
     def dump(self) -> dict[str, Any]:
         """The walk as JSON, to be taken up again by `load` (the accepted version is named by its number)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _WALK_OBJECTS}
@@ -242,8 +240,7 @@ class CaseWalk:
         """A walk from its JSON (`dump`)."""
         walk = cls(**{f.name: data[f.name] for f in fields(cls) if f.name not in _WALK_OBJECTS})
         walk.versions = [_Version.load(v) for v in data["versions"]]
-        accepted = data["accepted"]
-        walk.accepted = walk.versions[int(accepted) - 1] if accepted else None
+        walk.accepted = walk.versions[int(data["accepted"]) - 1] if data["accepted"] else None
         walk.agreed_at = datetime.fromisoformat(data["agreed_at"]) if data["agreed_at"] else None
         walk.concerns = [{**c, "raised_at": datetime.fromisoformat(c["raised_at"])} for c in data["concerns"]]
         return walk
@@ -273,8 +270,8 @@ def _step_outcome(task: HumanTask, now: datetime) -> str:
 #: The report count each outcome adds to (overdue is not filed; pending and superseded have not fallen due).
 _COUNTED = {"on_time": "reports_on_time", "late": "reports_late", "missed": "reports_missed",
             "overdue": "reports_missed"}
-#: The format of Placement.walk_state; a placement holding another is rebuilt.
-STATE_FORMAT = 1
+#: The format of Placement.walk_state (a placement holding another is rebuilt), and its keys beside the walk.
+STATE_FORMAT, _STATE_KEYS = 1, ("task_id", "open", "numbers")
 
 
 class _Drift(Exception):
@@ -291,8 +288,7 @@ class _State:
     numbers: dict[str, int] = field(default_factory=dict)  # timed steps numbered so far, by kind
 
     def dump(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT, "walk": self.walk.dump(), "task_id": self.task_id, "open": self.open,
-                "numbers": self.numbers}
+        return {"format": STATE_FORMAT, "walk": self.walk.dump(), **{k: getattr(self, k) for k in _STATE_KEYS}}
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> _State:
@@ -374,18 +370,19 @@ def _apply(session: Session, row: ProcessInstance, p: Placement, state: _State, 
             p.synced_event_id = events[-1].id
         p.synced_event_count = len(events) if full else p.synced_event_count + len(events)
         p.synced_at = CLOCK.now()
-    session.flush()
+    if p in session.new:
+        session.flush()  # the child rows refer to it
     _write_versions(session, p.instance_id, walk, 0 if full else max(versions_before - 1, 0),
                     any(name in ACCEPTANCES for name in open_names), prune=full)
     _write_steps(session, p, state, tasks, full)
-    _sync_rows(session, PlacementConcern, p.instance_id, "seq",
-               {i: c for i, c in enumerate(walk.concerns, start=1) if full or i > concerns_before},
-               _existing(session, PlacementConcern, p.instance_id, "seq", PlacementConcern.seq > concerns_before),
-               prune=full)
+    if full or len(walk.concerns) > concerns_before:
+        _sync_rows(session, PlacementConcern, p.instance_id, "seq",
+                   {i: c for i, c in enumerate(walk.concerns, start=1) if i > concerns_before},
+                   _existing(session, PlacementConcern, p.instance_id, "seq", PlacementConcern.seq > concerns_before),
+                   prune=full)
     state.task_id = max([state.task_id, *(t.id for t in tasks)])
     state.open = [t.id for t in tasks if t.state == "open"]
     p.walk_state = state.dump()
-    session.flush()
 
 
 def _fill_placement(session: Session, p: Placement, row: ProcessInstance, walk: CaseWalk, open_names: list[str],
@@ -456,6 +453,8 @@ def _write_versions(session: Session, instance_id: int, walk: CaseWalk, first: i
             answer = v.answers.get(party)
             values[f"{party}_answer"], values[f"{party}_at"] = answer if answer else (None, None)
         versions[v.number] = values
+    if not versions and not prune:
+        return
     existing = _existing(session, PlacementAgreementVersion, instance_id, "version",
                          PlacementAgreementVersion.version > (0 if prune else first))
     _sync_rows(session, PlacementAgreementVersion, instance_id, "version", versions, existing, prune)
@@ -478,6 +477,8 @@ def _write_steps(session: Session, p: Placement, state: _State, tasks: list[Huma
             state.numbers[kind] = state.numbers.get(kind, 0) + 1
             values.update(kind=kind, number=state.numbers[kind], opened_at=t.created_at)
         steps[t.id] = values
+    if not steps and not full:
+        return
     existing = _existing(session, PlacementReport, p.instance_id, "task_id",
                          *(() if full else (PlacementReport.task_id.in_(list(steps)),)))
     for task_id, values in steps.items():
@@ -502,8 +503,7 @@ def _count(p: Placement, outcome: str, sign: int) -> None:
 def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted: dict[Any, dict[str, Any]],
                existing: dict[Any, Any], prune: bool) -> None:
     """Make a placement's rows of `model` hold `wanted` (key -> column values), writing only what changed; with
-    `prune`, delete the `existing` rows not wanted."""
-    existing = dict(existing)
+    `prune`, delete the `existing` rows not wanted (it takes them out of `existing`)."""
     for k, values in wanted.items():
         row = existing.pop(k, None)
         if row is None:
@@ -512,9 +512,8 @@ def _sync_rows(session: Session, model: Any, instance_id: int, key: str, wanted:
         for name, value in values.items():
             if getattr(row, name) != value:
                 setattr(row, name, value)
-    if prune:
-        for row in existing.values():
-            session.delete(row)
+    for row in existing.values() if prune else ():
+        session.delete(row)
 
 
 # ---------------------------------------------------------------------------------------------- reads and repair
