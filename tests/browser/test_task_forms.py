@@ -112,16 +112,30 @@ def _assert_labelled(page: Any) -> None:
 
 
 def _assert_choices_labelled(page: Any) -> None:
-    """Radios, checkboxes and options show a label, never the code stored."""
+    """Radios, checkboxes and options show a label, never the code stored; a radio or checkbox sits on the line of
+    its own label, to its left (issue 19: each sat on a line of its own above its label)."""
     choices = page.evaluate("""() => {
-        const boxes = [...document.querySelectorAll('main form .option input')].map((e) =>
-            [e.value, document.querySelector(`label[for="${CSS.escape(e.id)}"]`).innerText.trim()]);
+        const boxes = [...document.querySelectorAll('main form .option input')].map((e) => {
+            const label = document.querySelector(`label[for="${CSS.escape(e.id)}"]`);
+            const box = e.getBoundingClientRect(), text = label.getBoundingClientRect();
+            const beside = box.right <= text.left && box.top < text.bottom && text.top < box.bottom;
+            return [e.value, label.innerText.trim(), beside];
+        });
         const options = [...document.querySelectorAll('main form select option')].filter((o) => o.value)
-            .map((o) => [o.value, o.textContent.trim()]);
+            .map((o) => [o.value, o.textContent.trim(), true]);
         return boxes.concat(options);
     }""")
-    for value, label in choices:
+    for value, label, beside in choices:
         assert label and label != value and not CODE.fullmatch(label), f"choice {value!r} shows {label!r}"
+        assert beside, f"the control of {label!r} is not beside its label"
+
+
+def _assert_instructions_rendered(page: Any) -> None:
+    """The instructions are Markdown rendered (issue 19: "## Invite ..." and "**at least two months**" showed)."""
+    section = page.locator("section[aria-label=Instructions]")
+    if section.count():
+        text = section.inner_text()
+        assert "**" not in text and not re.search(r"(?m)^#{1,6} ", text), f"raw Markdown: {text[:200]}"
 
 
 def _fill(page: Any, values: dict[str, Any]) -> None:
@@ -183,6 +197,7 @@ def test_task_form_labels_errors_and_submission(form: str, server: LiveServer, t
     expect(page.get_by_role("heading", level=1)).to_have_text(task.title)
     _assert_labelled(page)
     _assert_choices_labelled(page)
+    _assert_instructions_rendered(page)
     before = _saved(server, case, task.id)
 
     _fill(page, {**spec.fill, spec.blank: None})
