@@ -128,8 +128,14 @@ def test_task_and_case_pages_fit_a_phone(phone: Tabs, server: LiveServer, task: 
     page = phone(username)
     page.goto(f"/tasks/{row.id}")
     _assert_fits(page, f"the {task} task page")
+    with page.expect_navigation():  # nothing filled in: the page comes back with the error summary
+        page.locator("main form").get_by_role("button", name="Submit").click()
+    assert page.locator(".error-summary").is_visible()
+    _assert_fits(page, f"the {task} task page with its errors")
     page.goto(f"/cases/{row.instance_id}")
     _assert_fits(page, f"the case page of {task}")
+    page.goto(f"/studio/instances/{row.instance_id}/diagram")
+    _assert_fits(page, f"the diagram of the case of {task}")
 
 
 def test_long_unbroken_text_wraps_on_a_phone(phone: Tabs, server: LiveServer) -> None:
