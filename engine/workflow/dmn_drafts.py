@@ -17,14 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.core.audit import audit
 from engine.core.clock import CLOCK
 from engine.core.db import Database
-from engine.core.errors import Invalid, NotFound, Problem
+from engine.core.errors import Conflict, Invalid, NotFound, Problem
 from engine.people.groups import group_names
 from engine.people.models import User
 from engine.workflow.assignment import lanes_with_groups
 from engine.workflow.bundles import MAX_SOURCE_BYTES, Bundle, Deployed, read_bundle
-from engine.workflow.definitions import deploy, latest_definition, with_deployed_callees
+from engine.workflow.definitions import content_hash, deploy, latest_definition, with_deployed_callees
 from engine.workflow.dmn import TableDiff, compare_sources, read_tables
 from engine.workflow.dmn_models import DecisionTableDraft
 from engine.workflow.models import ProcessDraft
@@ -92,6 +93,16 @@ def _draft_sources(session: Session, key: str, edits: dict[str, str]) -> Bundle:
     return read_bundle(files, None)
 
 
+def draft_bundle(session: Session, key: str) -> Bundle:
+    """What deploying the process from the tables page would deploy now (what the scenario lab tries)."""
+    return _draft_sources(session, key, {})
+
+
+def bundle_hash(bundle: Bundle) -> str:
+    """A hash of a bundle's files and forms: the same drafts give the same hash."""
+    return content_hash(bundle.sources, bundle.forms)
+
+
 def _checked_text(session: Session, key: str, filename: Any, xml: Any) -> tuple[str, str]:
     """The file name (one of the process's DMN files) and the text, readable as decision tables; else Invalid."""
     base = definition(session, key)
@@ -153,16 +164,27 @@ def discard_table(db: Database, user: User, key: str, filename: str) -> bool:
         return True
 
 
-def deploy_tables(db: Database, user: User, key: str) -> list[Deployed]:
+def deploy_tables(db: Database, user: User, key: str, expected_hash: str | None = None,
+                  confirmed: dict[str, Any] | None = None) -> list[Deployed]:
     """Deploy the process with its edited tables (and its diagram draft) as a new version; the drafts deployed
-    are cleared. Every cell is checked first: a problem refuses the deployment (Invalid names the cell)."""
+    are cleared. Every cell is checked first: a problem refuses the deployment (Invalid names the cell).
+
+    `expected_hash`: the drafts as the scenario lab tried them (bundle_hash); drafts saved since are refused
+    (Conflict). `confirmed`: an owner's confirmation to deploy despite failing or changed scenarios (the
+    scenarios, the reason), audited with the deployment in its transaction."""
     require_owner(user)
     with db.unit_of_work() as uow:
         if not _drafts(uow.session, key):
             raise Invalid("nothing to deploy", [Problem("no decision table of this process has a saved draft",
                                                         field="filename")])
-        results = deploy(uow.session, _draft_sources(uow.session, key, {}), user.username,
+        bundle = _draft_sources(uow.session, key, {})
+        if expected_hash is not None and bundle_hash(bundle) != expected_hash:
+            raise Conflict("the drafts changed after they were tried: try them again before deploying")
+        results = deploy(uow.session, bundle, user.username,
                          reason="deployed from the studio with edited decision tables")
+        if confirmed is not None:
+            audit(uow.session, None, user.username, "deployed_despite_scenarios", process=key,
+                  versions=[{"process": r.key, "version": r.version} for r in results], **confirmed)
         for row in _drafts(uow.session, key).values():
             uow.session.delete(row)
         for diagram in uow.session.scalars(select(ProcessDraft).where(ProcessDraft.process_key == key)):
