@@ -78,6 +78,7 @@ def _register_views(app: Flask, settings: Settings) -> None:
     errors.init_app(app)
     for blueprint in (auth.bp, tasks.bp, cases.bp, people.bp, api.bp, admin.bp, studio.bp, studio_dmn.bp, hr.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(importlib.import_module("web.studio_lab").bp)  # the scenario lab (issue 20)
     for package in REGISTRY.packages.values():  # each loaded policy's pages (ProcessPackage.web)
         if package.web is not None:
             for blueprint in importlib.import_module(package.web).blueprints:

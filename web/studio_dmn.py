@@ -16,8 +16,8 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from engine.core.errors import EngineError, Invalid, Problem
-from engine.workflow import dmn_drafts, versions
-from web import services
+from engine.workflow import dmn_drafts, scenario_lab, versions
+from web import services, studio_lab
 from web.auth import current_user, roles_required
 from web.errors import status_of
 from web.studio import OWNERS
@@ -54,7 +54,8 @@ def tables(key: str) -> ResponseReturnValue:
         rows = versions.versions(s, key)
         diffs = dmn_drafts.compare_drafts(s, current_user(), key) if any(f.draft for f in files) else {}
     return render_template("studio/dmn_tables.html", key=key, files=files, latest=rows[0].version, diffs=diffs,
-                           all_versions=[r.version for r in rows])
+                           all_versions=[r.version for r in rows], confirm_label=scenario_lab.CONFIRM_LABEL,
+                           max_reason=scenario_lab.MAX_REASON)
 
 
 @bp.get("/processes/<key>/tables/<filename>")
@@ -102,8 +103,15 @@ def discard(key: str, filename: str) -> ResponseReturnValue:
 @bp.post("/processes/<key>/tables/deploy")
 @roles_required(*OWNERS)
 def deploy(key: str) -> ResponseReturnValue:
-    """Deploy the process with its edited tables as a new version (refused, naming each cell, when one is wrong)."""
-    results = dmn_drafts.deploy_tables(services().db, current_user(), key)
+    """Deploy the process with its edited tables as a new version (refused, naming each cell, when one is wrong),
+    once the scenario lab has tried them: when a scenario fails or changed, only with the confirmation and a
+    reason (else 422 on the lab's page naming the field, nothing deployed)."""
+    form = {"confirm": request.form.get("confirm"), "reason": request.form.get("reason")}
+    try:
+        results, _ = scenario_lab.deploy_tables(services().db, current_user(), key, services().settings,
+                                                confirm=form["confirm"], reason=form["reason"])
+    except scenario_lab.ConfirmationNeeded as exc:
+        return studio_lab.render_page(key, exc.report, exc.problems, form, 422)
     flash("Deployed: " + ", ".join(f"{r.key} version {r.version}" + ("" if r.created else " (unchanged)")
                                    for r in results) + ".")
     return redirect(url_for("studio_dmn.tables", key=key))

@@ -133,6 +133,20 @@ def check_table(db: Database, user: User, key: str, filename: Any, xml: Any) -> 
         return validate_bundle(bundle)
 
 
+def draft_problems(db: Database, user: User, key: str) -> list[Problem]:
+    """Every problem deploying the process's drafts as they stand would meet (each naming its cell); nothing is
+    stored."""
+    require_owner(user)
+    with db.read() as session:
+        try:
+            bundle = with_deployed_callees(session, _draft_sources(session, key, {}))
+        except Invalid as exc:
+            return exc.problems
+        groups = group_names(session)
+    with lanes_with_groups(groups):
+        return validate_bundle(bundle)
+
+
 def save_table(db: Database, user: User, key: str, filename: Any, xml: Any) -> tuple[TableFile, list[Problem]]:
     """Keep an edited table as a draft of the process (the last save wins) and say what a deployment would
     refuse; a table that is not readable DMN (or hostile XML) is refused and nothing is kept."""

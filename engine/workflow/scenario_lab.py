@@ -328,6 +328,9 @@ def deploy_tables(db: Database, user: User, key: str, settings: Settings, confir
         if not any(table.draft for table in dmn_drafts.table_files(session, user, key)):
             raise Invalid("nothing to deploy", [Problem("no decision table of this process has a saved draft",
                                                         field="filename")])
+    problems = dmn_drafts.draft_problems(db, user, key)
+    if problems:  # named cell by cell, before any scenario runs
+        raise Invalid("the drafts cannot be deployed", problems)
     lab = report_for_deploy(db, user, key, settings, budget, root)
     confirmed = _confirmation(lab, confirm, reason)
     return dmn_drafts.deploy_tables(db, user, key, expected_hash=lab.draft_hash, confirmed=confirmed), lab

@@ -71,8 +71,8 @@ def test_d19_5_an_owner_edits_the_eligibility_table_deploys_and_a_new_case_follo
     assert answer.status_code == 200 and answer.json == {**answer.json, "valid": True, "problems": []}
     listing = client.get(TABLES).get_data(as_text=True)  # the draft against what runs, cell by cell
     assert "Draft" in listing and "&lt; 24" in listing and "Months in this cycle" in listing
-    deployed = client.post(f"{TABLES}/deploy")
-    assert deployed.status_code == 302
+    deployed = client.post(f"{TABLES}/deploy", data={"confirm": "yes", "reason": "Cl. 5 now asks 24 months."})
+    assert deployed.status_code == 302  # scenarios changed (tests/web/test_scenario_lab_web.py): confirmed
     assert _versions(app_org) == [1, 2]
     with app_org.db.read() as s:
         assert s.scalars(select(DecisionTableDraft)).first() is None
