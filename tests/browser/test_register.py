@@ -26,10 +26,7 @@ from tests.conftest import require
 from tests.policies.secondment.test_secondment_flow import APPLICATION, ENDORSE, FORECAST, started
 from tests.workflow.driver import Driver
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 PASSWORD = "demo-pass-2026"
 ANSWERS = [{"gender": "woman", "age_band": "25_34"}, {"gender": "woman", "age_band": "35_44"},
            {"gender": "woman", "disability": "no"}, {"gender": "woman"}, {"gender": "woman", "cald": "yes"},
@@ -37,15 +34,9 @@ ANSWERS = [{"gender": "woman", "age_band": "25_34"}, {"gender": "woman", "age_ba
 
 
 @pytest.fixture(scope="module")
-def register_browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through Playwright (never a downloaded browser)."""
-    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
+def register_browser(browser: Any) -> Any:
+    """The session's chromium (conftest): a second sync Playwright while the session's runs is refused."""
+    return browser
 
 
 @pytest.fixture
