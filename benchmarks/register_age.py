@@ -7,7 +7,8 @@ first year's. The hook and the register's work are timed in CPU time of this pro
 busy machine disturbs less than wall time; the step in wall time. The hook includes the flush of the step's own
 writes that it forces (the runtime saves without autoflush), which the commit would do otherwise.
 
-Usage: python benchmarks/register_age.py [CYCLES] [DATABASE_URL]   (default: 36 cycles, a new SQLite file)
+Usage: python benchmarks/register_age.py [CYCLES] [DATABASE_URL]   (default: 36 cycles, a new SQLite file; a database
+given must be empty)
 """
 
 from __future__ import annotations
@@ -82,9 +83,8 @@ def _time_register(hook_times: list[float], work_times: list[float]) -> str:
 
 
 def _url(tmp: str, given: str | None) -> str:
-    if given:
-        return given
-    url = f"sqlite:///{Path(tmp) / 'register_age.sqlite3'}"
+    """The database: a new SQLite file, or the (empty) database given, with every table."""
+    url = given or f"sqlite:///{Path(tmp) / 'register_age.sqlite3'}"
     db = Database(url)
     Base.metadata.create_all(db.engine)
     db.dispose()
