@@ -36,6 +36,15 @@ def _edit_cell(page: Any, selector: str, text: str) -> None:
     assert page.locator(selector).inner_text().strip() == text
 
 
+def _confirm_deploy(page: Any) -> None:
+    """Deploy from the tables page: scenarios change with the draft, so the scenario lab asks for a confirmation and
+    a reason (tests/browser/test_scenario_lab_browser.py), and runs in the request."""
+    page.get_by_label("I have read the changed scenarios and deploy anyway").check()
+    page.get_by_label("Why you deploy anyway").fill("The rule changes.")
+    page.get_by_role("button", name="Deploy the edited tables").click(timeout=120_000)
+    page.wait_for_selector("text=Deployed: ", timeout=120_000)
+
+
 def _versions(server: LiveServer) -> list[int]:
     with server.runtime.db.read() as s:
         return list(s.scalars(select(ProcessDefinition.version).where(ProcessDefinition.key == "pay_progression")
@@ -76,8 +85,7 @@ def test_d19_5_owner_changes_a_rule_in_the_browser_and_deploys_and_a_new_case_fo
     assert page.locator("#dmn-problems li").count() == 0
     page.goto(TABLES)
     assert "< 24" in page.locator("main, body").first.inner_text()
-    page.get_by_role("button", name="Deploy the edited tables").click()
-    page.wait_for_selector("text=Deployed: ")
+    _confirm_deploy(page)
     assert _versions(live_server) == [*before, before[-1] + 1]
     with live_server.runtime.db.read() as s:
         newest = s.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "pay_progression")
@@ -101,8 +109,7 @@ def test_axe_finds_nothing_serious_on_the_decision_table_pages(axe_page: Any, li
     page.locator("#dmn-status", has_text="saved").wait_for()
     page.goto(TABLES)
     found["tables with a draft"] = axe_violations(page)
-    page.get_by_role("button", name="Deploy the edited tables").click()
-    page.wait_for_selector("text=Deployed: ")
+    _confirm_deploy(page)
     page.goto(f"{TABLES}/compare")
     found["compare"] = axe_violations(page)
     assert {name: v for name, v in found.items() if v} == {}
