@@ -63,8 +63,8 @@ class Placement(Base):
     synced_at: Mapped[datetime]
     # The projection's state after synced_event_id (secondment.projection: the case walk, the newest task row seen,
     # the task rows open then, the steps numbered so far): a step takes it up instead of walking the whole history.
-    # None until the first update after the migration, which rebuilds.
-    walk_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # None until the first update after the migration, which rebuilds. Deferred: the register's pages never read it.
+    walk_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
 
 
 class PlacementAgreementVersion(Base):

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from engine.core.audit import write_pending
 from engine.core.clock import CLOCK
@@ -307,7 +307,7 @@ class _State:
 def _placement_of(session: Session, instance_id: int) -> Placement | None:
     """The placement's row, locked: a step and a read that catches up never write it at the same time."""
     return session.scalars(select(Placement).where(Placement.instance_id == instance_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
+                           .options(undefer(Placement.walk_state)).execution_options(populate_existing=True)).first()
 
 
 def rebuild_placement(session: Session, row: ProcessInstance, timezone: str) -> Placement:
