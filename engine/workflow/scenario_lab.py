@@ -8,7 +8,8 @@ files with the saved diagram draft and table drafts in place of theirs); every o
 Who may try or deploy is the studio's rule (versions.require_owner). A run is bounded: at most MAX_SCENARIOS, and no
 scenario starts after TIME_BUDGET seconds on either side (those are reported as not run); a run of the D19 library
 takes a few seconds per side, which the studio waits for in its request. Each report is kept as a BulkJob row (kind
-"scenario_lab"): its page reads it, and a deployment of the same drafts (same fingerprint) within RECENT reuses it.
+"scenario_lab"): its page reads it, and a try or a deployment of the same drafts (the same fingerprint: files,
+scenarios and day) within RECENT reuses a complete one instead of running again.
 
 A deployment whose draft fails or changes a scenario (or leaves one not run) needs the owner's confirmation and a
 reason; the deployment then audits the scenarios, the actor and the reason (kind "deployed_despite_scenarios").
@@ -34,7 +35,7 @@ from engine.core.db import Database
 from engine.core.errors import Invalid, NotFound, Problem
 from engine.core.models import BulkJob
 from engine.people.models import User
-from engine.workflow import dmn_drafts
+from engine.workflow import dmn_drafts, versions
 from engine.workflow.bundles import BPMN_NS, Bundle, Deployed, safe_xml
 from engine.workflow.definitions import list_latest
 from engine.workflow.scenario_format import Scenario, ScenarioFormatError, load_scenario, scenario_files
@@ -165,8 +166,9 @@ def lab_inputs(session: Session, key: str, root: Path | None = None) -> LabInput
     keys = [key, *sorted(_called_keys(draft) - {key})]
     scenarios, unreadable, hashes = _library(keys, root)
     live_files, draft_files = _files(live, others), _files(draft, others)
-    fingerprint = hashlib.sha256(json.dumps(
-        {"live": _hash_files(live_files), "draft": _hash_files(draft_files), "scenarios": hashes},
+    fingerprint = hashlib.sha256(json.dumps(  # today's date too: a scenario without a start date starts today
+        {"live": _hash_files(live_files), "draft": _hash_files(draft_files), "scenarios": hashes,
+         "day": CLOCK.now().date().isoformat()},
         sort_keys=True).encode()).hexdigest()
     return LabInputs(key, Sources(live_files), Sources(draft_files), dmn_drafts.bundle_hash(draft),
                      scenarios[:MAX_SCENARIOS], unreadable, fingerprint)
@@ -257,11 +259,26 @@ def _report_of(job: BulkJob) -> LabReport:
 
 def try_draft(db: Database, user: User, key: str, settings: Settings, budget: float = TIME_BUDGET,
               root: Path | None = None) -> LabReport:
-    """Try the process's drafts against its scenarios; the report is kept (its job_id names its page)."""
+    """Try the process's drafts against its scenarios; the report is kept (its job_id names its page). A complete
+    report of the same fingerprint kept within RECENT is the answer again: trying twice runs nothing twice."""
     require_owner(user)
     with db.read() as session:
+        _require_drafts(session, user, key)
         inputs = lab_inputs(session, key, root)
+        since = CLOCK.now() - RECENT
+        for job in session.scalars(select(BulkJob).where(BulkJob.kind == KIND, BulkJob.created_at >= since)
+                                   .order_by(BulkJob.id.desc()).limit(50)):
+            if (job.params or {}).get("fingerprint") == inputs.fingerprint and job.done == job.total:
+                return _report_of(job)
     return _keep(db, run_lab(inputs, settings, user.username, budget))
+
+
+def _require_drafts(session: Session, user: User, key: str) -> None:
+    """Invalid when the process has no saved draft to try (table or diagram)."""
+    if versions.saved_draft(session, key) is None and not any(
+            t.draft for t in dmn_drafts.table_files(session, user, key)):
+        raise Invalid("nothing to try", [Problem("no decision table or diagram of this process has a saved draft",
+                                                 field="draft")])
 
 
 def report(db: Database, user: User, key: str, job_id: int) -> LabReport:
@@ -279,20 +296,6 @@ def current_fingerprint(db: Database, user: User, key: str, root: Path | None = 
     require_owner(user)
     with db.read() as session:
         return lab_inputs(session, key, root).fingerprint
-
-
-def report_for_deploy(db: Database, user: User, key: str, settings: Settings, budget: float = TIME_BUDGET,
-                      root: Path | None = None) -> LabReport:
-    """A report of the drafts as they stand: one kept within RECENT for the same fingerprint, else a new try."""
-    require_owner(user)
-    with db.read() as session:
-        inputs = lab_inputs(session, key, root)
-        since = CLOCK.now() - RECENT
-        for job in session.scalars(select(BulkJob).where(BulkJob.kind == KIND, BulkJob.created_at >= since)
-                                   .order_by(BulkJob.id.desc()).limit(50)):
-            if (job.params or {}).get("fingerprint") == inputs.fingerprint:
-                return _report_of(job)
-    return _keep(db, run_lab(inputs, settings, user.username, budget))
 
 
 # --------------------------------------------------------------------------- deploying
@@ -331,6 +334,6 @@ def deploy_tables(db: Database, user: User, key: str, settings: Settings, confir
     problems = dmn_drafts.draft_problems(db, user, key)
     if problems:  # named cell by cell, before any scenario runs
         raise Invalid("the drafts cannot be deployed", problems)
-    lab = report_for_deploy(db, user, key, settings, budget, root)
+    lab = try_draft(db, user, key, settings, budget, root)
     confirmed = _confirmation(lab, confirm, reason)
     return dmn_drafts.deploy_tables(db, user, key, expected_hash=lab.draft_hash, confirmed=confirmed), lab

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from engine.core.models import AuditEvent, BulkJob
 from engine.workflow.models import ProcessDefinition
-from engine.workflow.scenario_format import scenario_files
 from engine.workflow.runtime import Runtime
+from engine.workflow.scenario_format import scenario_files
 from tests.conftest import Auth
 
 KEY = "pay_progression"
@@ -85,6 +85,9 @@ def test_d19_5_try_a_changed_rule_see_what_changed_and_deploy_only_with_an_audit
     assert event.detail["versions"] == [{"process": KEY, "version": before[-1] + 1}]
     assert len(labs) == 1  # the deployment used the try's report: the same drafts
     stale = client.get(tried.headers["Location"]).get_data(as_text=True)  # what runs changed since
+    assert "they were deployed or discarded since this try" in stale and 'name="confirm"' not in stale
+    _save_rule8(client, app_org, "36")  # a draft saved again: the old try is out of date
+    stale = client.get(tried.headers["Location"]).get_data(as_text=True)
     assert "Try the drafts again" in stale and 'name="confirm"' not in stale
 
 
@@ -123,6 +126,9 @@ def test_bad_lab_input_is_a_clear_error_never_a_500(client: FlaskClient, app_org
     answer = client.post("/studio/processes/%3Cscript%3Ex%3C%2Fscript%3E/lab")
     assert answer.status_code == 404 and "<script>x</script>" not in answer.get_data(as_text=True)
     assert client.post(f"{TABLES}/deploy", data={"confirm": "yes", "reason": "r"}).status_code == 422  # no draft
+    nothing = client.post(LAB)
+    assert nothing.status_code == 422 and "no decision table or diagram of this process has a saved draft" in \
+        nothing.get_data(as_text=True)
     with app_org.db.read() as s:
         assert s.scalars(select(BulkJob).where(BulkJob.kind == "scenario_lab")).first() is None
 

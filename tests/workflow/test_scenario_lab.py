@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine.core.errors import Conflict, Forbidden
+from engine.core.errors import Conflict, Forbidden, Invalid
 from engine.core.models import AuditEvent
 from engine.people.models import User
 from engine.workflow import dmn_drafts, scenario_lab
@@ -80,6 +80,8 @@ def test_d19_5_a_changed_eligibility_rule_shows_the_scenarios_whose_outcome_chan
     assert report.needs_confirmation
     kept = scenario_lab.report(org.db, owner, KEY, report.job_id)
     assert kept.rows == report.rows and kept.fingerprint == report.fingerprint
+    again = scenario_lab.try_draft(org.db, owner, KEY, org.settings, root=library)  # the same drafts and day
+    assert again.job_id == report.job_id
 
 
 def test_an_unchanged_draft_changes_no_scenario(org: Runtime, library: Path) -> None:
@@ -96,6 +98,7 @@ def test_an_unchanged_draft_changes_no_scenario(org: Runtime, library: Path) -> 
 
 
 def test_only_process_owners_try_a_draft(org: Runtime, library: Path) -> None:
+    _draft_rule8(org, _user(org, "owner"), "24")
     for username in ("employee", "hr", "supervisor"):
         with pytest.raises(Forbidden):
             scenario_lab.try_draft(org.db, _user(org, username), KEY, org.settings, root=library)
@@ -105,9 +108,15 @@ def test_only_process_owners_try_a_draft(org: Runtime, library: Path) -> None:
 
 def test_a_spent_budget_runs_nothing_more_and_says_so(org: Runtime, library: Path) -> None:
     owner = _user(org, "owner")
+    with pytest.raises(Invalid) as nothing:  # no draft saved: nothing to try
+        scenario_lab.try_draft(org.db, owner, KEY, org.settings, root=library)
+    assert nothing.value.problems[0].field == "draft"
+    _draft_rule8(org, owner, "24")
     report = scenario_lab.try_draft(org.db, owner, KEY, org.settings, budget=0, root=library)
     assert len(report.not_run) == len(PICKED) and report.needs_confirmation
     assert all(r["live"] is None and r["draft"] is None for r in report.rows)
+    whole = scenario_lab.try_draft(org.db, owner, KEY, org.settings, root=library)  # an incomplete try runs again
+    assert whole.job_id != report.job_id and whole.not_run == []
 
 
 def test_deploying_despite_changed_scenarios_needs_a_confirmation_and_is_audited(org: Runtime,
