@@ -53,9 +53,37 @@ def _overflow(page: Any) -> dict[str, Any]:
     return result
 
 
+def _crushed(page: Any) -> list[str]:
+    """Table cells narrower than a short word in them: the word is split letter by letter ("Us/er/na/me"); a
+    line may still break after a hyphen or a slash ("SPAO1-" / "1")."""
+    found: list[str] = page.evaluate("""() => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        const out = [];
+        for (const cell of document.querySelectorAll('main th, main td')) {
+            if (!cell.getClientRects().length) continue;
+            const style = getComputedStyle(cell);
+            const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const parent = node.parentElement;
+                const box = parent.getBoundingClientRect();  // hidden text (off-screen, 1 px) and a <pre>,
+                if (box.right <= 0 || box.width <= 1 || parent.closest('pre')) continue;  // which scrolls, are fine
+                const font = getComputedStyle(parent);
+                ctx.font = `${font.fontWeight} ${font.fontSize} ${font.fontFamily}`;
+                const words = node.textContent.split(/\\s+|(?<=[-\\/])/).filter((w) => w.length > 1 && w.length <= 20);
+                const split = words.filter((w) => ctx.measureText(w).width > room + 1);
+                if (split.length) out.push(`${split[0]} in ${Math.round(room)} px`);
+            }
+        }
+        return out.slice(0, 5);
+    }""")
+    return found
+
+
 def _assert_fits(page: Any, what: str) -> None:
     found = _overflow(page)
     assert found["scroll"] <= found["width"], f"{what} scrolls sideways at 390 px: {found}"
+    assert _crushed(page) == [], f"{what}: words in table cells are split letter by letter"
     assert page.js_errors == [], what
 
 
