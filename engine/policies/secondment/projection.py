@@ -274,6 +274,9 @@ _COUNTED = {"on_time": "reports_on_time", "late": "reports_late", "missed": "rep
 STATE_FORMAT, _STATE_KEYS = 1, ("task_id", "open", "numbers")
 
 
+_CHILD_ROWS = (PlacementAgreementVersion, PlacementReport, PlacementConcern)
+
+
 class _Drift(Exception):
     """The history changed behind the walk (or its state cannot be read): the placement must be rebuilt."""
 
@@ -349,6 +352,8 @@ def update_placement(session: Session, row: ProcessInstance, timezone: str,
         _apply(session, row, placement, state, events, tasks, timezone, full=False)
     except _Drift as drift:
         log.info("placement %s is rebuilt from its history: %s", row.id, drift)
+        for added in [o for o in session.new if isinstance(o, _CHILD_ROWS)]:  # the rebuild writes its own
+            session.expunge(added)
         return rebuild_placement(session, row, timezone)
     return placement
 
@@ -439,14 +444,8 @@ def _write_versions(session: Session, instance_id: int, walk: CaseWalk, first: i
     """Write the agreement versions from index `first` on (an earlier one never changes: answers go to the last)."""
     versions: dict[Any, dict[str, Any]] = {}
     for i, v in enumerate(walk.versions[first:], start=first):
-        if v.accepted:
-            status = "accepted"
-        elif v.complete:
-            status = "changes_requested"
-        elif i == len(walk.versions) - 1 and open_acceptances:
-            status = "pending"
-        else:
-            status = "withdrawn"
+        status = ("accepted" if v.accepted else "changes_requested" if v.complete
+                  else "pending" if i == len(walk.versions) - 1 and open_acceptances else "withdrawn")
         values: dict[str, Any] = {"kind": v.kind, "issued_at": v.issued_at, "document": v.document,
                                   "status": status, "changes": v.changes}
         for party in ("secondee", "home", "host"):

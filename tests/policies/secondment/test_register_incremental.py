@@ -35,6 +35,7 @@ from engine.workflow.models import ProcessInstance
 from engine.workflow.runtime import Runtime
 from tests.policies.secondment.test_secondment_flow import (
     BRIEFING,
+    CONCERN,
     INDUCTION,
     PROGRESS,
     at,
@@ -246,3 +247,37 @@ def test_mp_o_register_rebuild_command_repairs_every_placement(app: Flask, app_o
         assert placement is not None and placement.status == "in_progress" and placement.walk_state is not None
         assert len(list(s.scalars(select(PlacementAgreementVersion).where(
             PlacementAgreementVersion.instance_id == case)))) == 1
+
+
+def test_mp_o_steps_a_failed_update_missed_are_caught_up_by_the_next(
+        compared: tuple[Driver, Comparer, list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The register is derived data: a step whose update fails still commits, and a later step catches up. With
+    one failed step the walk goes on from where it was; when a task opened and closed while the register was not
+    looking, the walk cannot know that task's row and rebuilds."""
+    drive, comparer, rebuilt = compared
+    case = started(drive)
+    working = projection.update_placement
+
+    def failing(*args: Any, **kwargs: Any) -> Placement:
+        raise RuntimeError("the register's update failed")
+
+    comparer.busy = True  # the register lags on purpose while its update fails
+    monkeypatch.setattr(projection, "update_placement", failing)
+    drive.complete(case, "induct", "host", INDUCTION)  # opens nothing new
+    monkeypatch.setattr(projection, "update_placement", working)
+    comparer.busy = False
+    drive.complete(case, "note_placement", "ocpe", {"ocpe_notice": {"noted": True}})
+    assert rebuilt == [case]  # caught up incrementally, and equal to a rebuild (the comparer)
+    comparer.busy = True
+    monkeypatch.setattr(projection, "update_placement", failing)
+    drive.complete(case, "raise_concern_employee", "employee", CONCERN)  # opens discuss_concern ...
+    drive.complete(case, "discuss_concern", "host", {"concern_discussion": {  # ... which closes unseen
+        "discussed_with": ["secondee"], "summary": "Workload shared.", "outcome": "refer"}})
+    monkeypatch.setattr(projection, "update_placement", working)
+    comparer.busy = False
+    drive.complete(case, "decide_concern", "supervisor", {"concern_decision": {
+        "decision": "continue", "actions": "Weekly check-ins.", "reason": "Managed."}})
+    assert rebuilt == [case, case]
+    row = register(drive, case)
+    assert (row.concerns_raised, row.concerns_open, [s.outcome for s in steps(drive, case, "induction")]) == (
+        1, 0, ["on_time"])
