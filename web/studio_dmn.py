@@ -53,9 +53,10 @@ def tables(key: str) -> ResponseReturnValue:
         files = dmn_drafts.table_files(s, current_user(), key)
         rows = versions.versions(s, key)
         diffs = dmn_drafts.compare_drafts(s, current_user(), key) if any(f.draft for f in files) else {}
+        diagram = versions.saved_draft(s, key) is not None  # tried with the tables (scenario lab)
     return render_template("studio/dmn_tables.html", key=key, files=files, latest=rows[0].version, diffs=diffs,
-                           all_versions=[r.version for r in rows], confirm_label=scenario_lab.CONFIRM_LABEL,
-                           max_reason=scenario_lab.MAX_REASON)
+                           all_versions=[r.version for r in rows], diagram=diagram,
+                           confirm_label=scenario_lab.CONFIRM_LABEL, max_reason=scenario_lab.MAX_REASON)
 
 
 @bp.get("/processes/<key>/tables/<filename>")

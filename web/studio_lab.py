@@ -53,10 +53,12 @@ def render_page(key: str, report: scenario_lab.LabReport, problems: list[Problem
     current = scenario_lab.current_fingerprint(db, user, key) == report.fingerprint
     with db.read() as s:
         drafts = any(t.draft for t in dmn_drafts.table_files(s, user, key))
+        diagram = versions.saved_draft(s, key) is not None
         latest = versions.definition(s, key).version
     errors: dict[str, list[str]] = {}
     for p in problems or []:
         errors.setdefault(p.field or "", []).append(p.message)
     return render_template("studio/lab_result.html", key=key, report=report, current=current, drafts=drafts,
+                           diagram=diagram,
                            latest=latest, errors=errors, form=form or {}, confirm_label=scenario_lab.CONFIRM_LABEL,
                            max_reason=scenario_lab.MAX_REASON), status

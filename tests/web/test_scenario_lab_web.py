@@ -15,9 +15,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from engine.core.models import AuditEvent, BulkJob
+from engine.people.models import User
 from engine.workflow.models import ProcessDefinition
 from engine.workflow.runtime import Runtime
 from engine.workflow.scenario_format import scenario_files
+from engine.workflow.versions import save_draft
 from tests.conftest import Auth
 
 KEY = "pay_progression"
@@ -32,6 +34,14 @@ def _versions(runtime: Runtime) -> list[int]:
     with runtime.db.read() as s:
         return list(s.scalars(select(ProcessDefinition.version).where(ProcessDefinition.key == KEY)
                               .order_by(ProcessDefinition.version)))
+
+
+def _user(runtime: Runtime, username: str) -> User:
+    with runtime.db.read() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        _ = user.person
+        s.expunge(user)
+        return user
 
 
 def _save_rule8(client: FlaskClient, runtime: Runtime, cell: str) -> None:
@@ -148,3 +158,20 @@ def test_lab_forms_need_the_csrf_token(csrf_app: Flask, app_org: Runtime) -> Non
     assert client.post(f"{TABLES}/deploy", data={"confirm": "yes", "reason": "r"}).status_code == 400
     with app_org.db.read() as s:
         assert s.scalars(select(BulkJob).where(BulkJob.kind == "scenario_lab")).first() is None
+
+
+def test_a_saved_diagram_draft_is_tried_too_and_deploys_from_the_modeler(client: FlaskClient, app_org: Runtime,
+                                                                         auth: Auth) -> None:
+    with app_org.db.read() as s:
+        row = s.scalars(select(ProcessDefinition).where(ProcessDefinition.key == KEY)).one()
+        xml = str(row.sources["pay_progression.bpmn"])
+    assert 'outcome = "progressed"' in xml
+    owner = _user(app_org, "owner")
+    save_draft(app_org.db, owner, KEY, "pay_progression.bpmn",
+               xml.replace('outcome = "progressed"', 'outcome = "progressed_in_draft"'), {}, row.version)
+    auth.login("owner")
+    assert "Try this draft" in client.get(TABLES).get_data(as_text=True)
+    html = client.get(client.post(LAB).headers["Location"]).get_data(as_text=True)
+    changed = re.search(r'<ul aria-labelledby="changed-heading" id="lab-changed">(.*?)</ul>', html, re.S)
+    assert changed and APPROVED in changed.group(1) and "outcome" in changed.group(1)
+    assert "progressed_in_draft" in html and "Only the diagram has a draft" in html and 'name="confirm"' not in html
