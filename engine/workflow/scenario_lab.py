@@ -39,7 +39,7 @@ from engine.workflow import dmn_drafts, versions
 from engine.workflow.bundles import BPMN_NS, Bundle, Deployed, safe_xml
 from engine.workflow.definitions import list_latest
 from engine.workflow.scenario_format import Scenario, ScenarioFormatError, load_scenario, scenario_files
-from engine.workflow.scenarios import ScenarioResult, Sources, compare, run_scenarios
+from engine.workflow.scenarios import Change, ScenarioResult, Sources, compare, run_scenarios
 from engine.workflow.versions import definition, require_owner
 
 KIND = "scenario_lab"
@@ -206,16 +206,31 @@ def _summary(result: ScenarioResult | None) -> dict[str, Any] | None:
     return shown
 
 
+_FIELD_NAMES = {"status": "status", "outcome": "outcome", "effective_date": "effective date", "ended_at": "end event"}
+
+
+def _where(changes: Sequence[Change], draft: ScenarioResult | None) -> str:
+    """Where a scenario parts from what runs, as people read it: where the draft fails, which results changed,
+    and where its path parts."""
+    parts: list[str] = []
+    if draft is not None and draft.failures:
+        parts.append(f"fails at {draft.failures[0].where}")
+    fields = [_FIELD_NAMES[c.field] for c in changes if c.field in _FIELD_NAMES]
+    if fields:
+        parts.append(f"changed: {', '.join(fields)}")
+    parts += [f"path {c.where}" for c in changes if c.field == "path"]
+    if any(c.field == "passed" and c.after for c in changes):
+        parts.append("now passes")
+    return "; ".join(parts)
+
+
 def _row(scenario: Scenario, live: ScenarioResult | None, draft: ScenarioResult | None) -> dict[str, Any]:
     changes = compare([live], [draft]) if live is not None and draft is not None else []
-    where = [f"{c.field}: {c.where}" if c.where else c.field for c in changes]
-    if draft is not None and draft.failures and not any(c.field == "passed" for c in changes):
-        where.append(f"fails at {draft.failures[0].where}")
     return {"name": scenario.name, "file": scenario.file, "clauses": list(scenario.clauses),
             "live": _summary(live), "draft": _summary(draft),
             "changes": [{"field": c.field, "before": _plain(c.before), "after": _plain(c.after), "where": c.where}
                         for c in changes],
-            "changed": bool(changes), "where": "; ".join(where)}
+            "changed": bool(changes), "where": _where(changes, draft)}
 
 
 def run_lab(inputs: LabInputs, settings: Settings, actor: str, budget: float = TIME_BUDGET) -> LabReport:
