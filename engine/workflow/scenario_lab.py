@@ -171,7 +171,7 @@ def lab_inputs(session: Session, key: str, root: Path | None = None) -> LabInput
          "day": CLOCK.now().date().isoformat()},
         sort_keys=True).encode()).hexdigest()
     return LabInputs(key, Sources(live_files), Sources(draft_files), dmn_drafts.bundle_hash(draft),
-                     scenarios[:MAX_SCENARIOS], unreadable, fingerprint)
+                     scenarios, unreadable, fingerprint)
 
 
 def _hash_files(files: dict[str, bytes | str]) -> str:
@@ -186,9 +186,10 @@ def _hash_files(files: dict[str, bytes | str]) -> str:
 
 
 def _bounded(scenarios: Sequence[Scenario], budget: float) -> Iterator[Scenario]:
-    """The scenarios, until the budget (seconds from the first) is spent: none starts after it."""
+    """The first MAX_SCENARIOS scenarios, until the budget (seconds from the first) is spent: none starts after
+    it (the rest are reported as not run)."""
     deadline = time.monotonic() + budget
-    for scenario in scenarios:
+    for scenario in scenarios[:MAX_SCENARIOS]:
         if time.monotonic() >= deadline:
             return
         yield scenario

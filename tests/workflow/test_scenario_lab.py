@@ -119,6 +119,16 @@ def test_a_spent_budget_runs_nothing_more_and_says_so(org: Runtime, library: Pat
     assert whole.job_id != report.job_id and whole.not_run == []
 
 
+def test_at_most_max_scenarios_run_and_the_rest_are_reported_not_run(org: Runtime, library: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = _user(org, "owner")
+    _draft_rule8(org, owner, "24")
+    monkeypatch.setattr(scenario_lab, "MAX_SCENARIOS", 1)
+    report = scenario_lab.try_draft(org.db, owner, KEY, org.settings, root=library)
+    assert len(report.rows) == len(PICKED) and len(report.not_run) == len(PICKED) - 1
+    assert report.rows[0]["live"] is not None and report.needs_confirmation
+
+
 def test_deploying_despite_changed_scenarios_needs_a_confirmation_and_is_audited(org: Runtime,
                                                                                  library: Path) -> None:
     owner = _user(org, "owner")
