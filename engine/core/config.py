@@ -54,7 +54,7 @@ class Settings:
     #: A case's workflow is compacted (finished tasks taken out into history rows: engine.workflow.compaction)
     #: when a save finds more tasks in it than this, so a step's cost stays bounded however old the case; a short
     #: case never pays for it. 0 compacts on every save (the tests do, to prove it changes nothing).
-    compact_above_tasks: int = 60
+    compact_above_tasks: int = 40
 
     @property
     def policy_packages(self) -> tuple[str, ...]:
