@@ -11,6 +11,8 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +83,18 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def live_server(demo_database: Path, tmp_path: Path) -> Iterator[LiveServer]:
-    """A fresh copy of the demo database and the app on a free loopback port."""
+@contextmanager
+def serve_copy(demo_database: Path, directory: Path, long_sessions: bool = False) -> Iterator[LiveServer]:
+    """The app on a free loopback port over a copy of the demo database in `directory`. `long_sessions`: sessions
+    outlast the tests' clock moves (a placement's tests jump a year), so each person logs in once."""
     from web import create_app
 
-    path = tmp_path / "browser.sqlite3"
+    path = directory / "browser.sqlite3"
     shutil.copyfile(demo_database, path)
     url = f"sqlite:///{path}"
     settings = Settings(database_url=url, forms_dir=PROJECT_ROOT / "forms", processes_dir=PROJECT_ROOT / "processes")
+    if long_sessions:
+        settings = replace(settings, session_idle_minutes=5 * 365 * 24 * 60, session_absolute_hours=5 * 365 * 24)
     runtime = Runtime(Database(url), settings)
     os.environ.setdefault("NTPSWF_SECRET_KEY", "test-secret")
     app = create_app(settings, {"TESTING": False})
@@ -103,6 +108,13 @@ def live_server(demo_database: Path, tmp_path: Path) -> Iterator[LiveServer]:
         thread.join(timeout=5)
         app.extensions["ntpswf"].db.dispose()
         runtime.db.dispose()
+
+
+@pytest.fixture
+def live_server(demo_database: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh copy of the demo database and the app on a free loopback port."""
+    with serve_copy(demo_database, tmp_path) as server:
+        yield server
 
 
 def new_page(browser: Any, server: LiveServer, bypass_csp: bool = False) -> Any:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from engine.people.users import PersonInput, save_person
 from engine.workflow.models import HumanTask, ProcessInstance
-from tests.browser.conftest import LiveServer, axe_violations, new_page
-from tests.browser.servers import Tabs, serve_copy
+from tests.browser.conftest import LiveServer, axe_violations, new_page, serve_copy
+from tests.browser.servers import Tabs
 from tests.policies.secondment.test_secondment_flow import APPLICATION
 from tests.workflow.driver import Driver
 
@@ -31,7 +31,7 @@ LONG_NAME = "Wolfeschlegelsteinhausenbergerdorff" * 4  # 140 characters, one wor
 
 @pytest.fixture(scope="module")
 def server(demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with serve_copy(demo_database, tmp_path_factory.mktemp("narrow")) as live:
+    with serve_copy(demo_database, tmp_path_factory.mktemp("narrow"), long_sessions=True) as live:
         yield live
 
 

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from engine.core.config import PROJECT_ROOT
 from engine.workflow.forms import show
 from engine.workflow.models import HumanTask, ProcessInstance
-from tests.browser.conftest import LiveServer, axe_violations
-from tests.browser.servers import Tabs, serve_copy
+from tests.browser.conftest import LiveServer, axe_violations, serve_copy
+from tests.browser.servers import Tabs
 from tests.browser.task_form_cases import CASES, FormCase
 from tests.workflow.driver import Driver
 
@@ -39,7 +39,7 @@ CONTROLS = "main form input:not([type=hidden]), main form select, main form text
 
 @pytest.fixture(scope="module")
 def server(demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with serve_copy(demo_database, tmp_path_factory.mktemp("task-forms")) as live:
+    with serve_copy(demo_database, tmp_path_factory.mktemp("task-forms"), long_sessions=True) as live:
         yield live
 
 
