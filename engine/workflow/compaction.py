@@ -81,13 +81,18 @@ def _live(task: Any) -> bool:
     return not task.has_state(TaskState.FINISHED_MASK) or task.has_state(TaskState.ERROR)
 
 
+def _children(task: Any) -> list[Any]:
+    """The task's children that the workflow holds."""
+    return [c for c in task.children if c is not None]
+
+
 def _walk(root: Any) -> list[Any]:
     """Every task under `root`, parents before children (iterative: an old case's tree is deep)."""
     order, stack = [], [root]
     while stack:
         task = stack.pop()
         order.append(task)
-        stack.extend(c for c in task.children if c is not None)
+        stack.extend(_children(task))
     return order
 
 
@@ -104,7 +109,7 @@ def _compact_one(top: BpmnWorkflow, workflow: Any, passed: list[Passed]) -> None
     for task in order:  # finished side branches hanging from the live part of the tree
         if task is root or not live_below[task.id] or _open_split(task):
             continue
-        for child in task.children:
+        for child in _children(task):
             if not live_below[child.id] and not _holds_twin(child, holders):
                 gone.extend(_walk(child))
                 task._children.remove(child.id)
@@ -116,13 +121,13 @@ def _compact_one(top: BpmnWorkflow, workflow: Any, passed: list[Passed]) -> None
     if workflow.last_task is not None:
         pinned.add(workflow.last_task.id)
     for task in kept:
-        if task.id not in pinned:
+        if task.id not in pinned and task.parent is not None and _children(task):
             _splice(task)
             _forget(top, workflow, task, passed)
 
 
 def _open_split(task: Any) -> bool:
-    return isinstance(task.task_spec, _SPLITS) and any(_live(c) for c in task.children)
+    return isinstance(task.task_spec, _SPLITS) and any(_live(c) for c in _children(task))
 
 
 def _twins_that_count(order: list[Any]) -> set[UUID]:

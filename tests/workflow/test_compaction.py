@@ -16,13 +16,17 @@ import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import select
 
+from engine.core.clock import CLOCK
 from engine.core.config import Settings
+from engine.policies.secondment.demo import load_host_people
 from engine.workflow import serialization
 from engine.workflow.bundles import ParsedProcess
 from engine.workflow.compaction import compact, task_count
 from engine.workflow.diagram import instance_diagram
 from engine.workflow.models import PassedElement, ProcessInstance
 from engine.workflow.runtime import Runtime
+from tests.conftest import T0
+from tests.policies.secondment import test_secondment_flow as flow
 from tests.workflow.driver import Driver, deploy_file
 from tests.workflow.test_serialization import (
     FIXTURES,
@@ -142,3 +146,37 @@ def test_history_rows_and_the_tree_give_the_whole_path(org: Runtime, settings: S
         assert not s.scalars(select(PassedElement).where(PassedElement.instance_id == other)).first()
     assert _path(org, case) == _path(whole, other)
     assert _path(org, case).count("c_report") == 6
+
+
+def _placement_months(runtime: Runtime, months: int) -> tuple[list[dict[str, object]], int]:
+    """A placement driven month by month (its report cycle forks three branches that each end at an end event):
+    the case data after each month, and how many tasks its workflow holds at the end."""
+    load_host_people(runtime)
+    drive = Driver(runtime)
+    case = flow.started(drive)
+    drive.complete(case, "induct", "host", flow.INDUCTION)
+    drive.complete(case, "note_placement", "ocpe", {"ocpe_notice": {"noted": True}})
+    seen: list[dict[str, object]] = []
+    for month in range(5, 5 + months):
+        flow.at(f"2026-{month:02}-01", 1)
+        flow.poll(drive)
+        flow.complete_newest(drive, case, "file_progress_report", "employee", flow.PROGRESS)
+        flow.complete_newest(drive, case, "brief_secondee", "supervisor", flow.HOME_BRIEF)
+        flow.complete_newest(drive, case, "brief_home", "host", flow.BRIEFING)
+        seen.append(drive.instance(case).data)
+    with runtime.db.read() as s:
+        row = s.get(ProcessInstance, case)
+        assert row is not None
+        return seen, task_count(runtime.load(s, row).workflow)
+
+
+def test_mp_l_a_placement_compacted_every_step_keeps_the_same_data_as_one_never_compacted(
+        org: Runtime, settings: Settings) -> None:
+    """The end join's twins (one per monthly branch) are folded, not lost: the case data month by month is the
+    library's, and the workflow stops growing."""
+    compacted, size = _placement_months(org, 4)
+    whole_runtime = Runtime(org.db, replace(settings, compact_above_tasks=10**9))
+    CLOCK.freeze(T0)  # the second placement runs the same calendar
+    whole, whole_size = _placement_months(whole_runtime, 4)
+    assert compacted == whole
+    assert size < whole_size
