@@ -21,6 +21,7 @@ from engine.workflow.runtime import Runtime
 from engine.workflow.scenario_format import scenario_files
 from engine.workflow.versions import save_draft
 from tests.conftest import Auth
+from tests.workflow.driver import Driver
 
 KEY = "pay_progression"
 TABLES = f"/studio/processes/{KEY}/tables"
@@ -37,11 +38,7 @@ def _versions(runtime: Runtime) -> list[int]:
 
 
 def _user(runtime: Runtime, username: str) -> User:
-    with runtime.db.read() as s:
-        user = s.scalars(select(User).where(User.username == username)).one()
-        _ = user.person
-        s.expunge(user)
-        return user
+    return Driver(runtime).user(username)
 
 
 def _save_rule8(client: FlaskClient, runtime: Runtime, cell: str) -> None:

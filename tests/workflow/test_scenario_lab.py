@@ -18,6 +18,7 @@ from engine.workflow import dmn_drafts, scenario_lab
 from engine.workflow.models import ProcessDefinition
 from engine.workflow.runtime import Runtime
 from engine.workflow.scenario_format import SCENARIOS_DIR
+from tests.workflow.driver import Driver
 
 KEY = "pay_progression"
 TABLE = "d19_eligibility.dmn"
@@ -38,11 +39,7 @@ def library(tmp_path: Path) -> Path:
 
 
 def _user(runtime: Runtime, username: str) -> User:
-    with runtime.db.read() as s:
-        user = s.scalars(select(User).where(User.username == username)).one()
-        _ = user.person
-        s.expunge(user)
-        return user
+    return Driver(runtime).user(username)
 
 
 def _draft_rule8(runtime: Runtime, owner: User, cell: str) -> None:
