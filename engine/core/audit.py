@@ -26,6 +26,7 @@ from engine.core.models import AuditEvent, table_of
 
 _PENDING = "ntpswf_audit"
 _TABLE = table_of(AuditEvent)
+_INSERT = _TABLE.insert()  # built once: every step writes with it
 
 
 def audit(session: Session, instance_id: int | None, actor: str, kind: str, **detail: Any) -> None:
@@ -44,7 +45,7 @@ def write_pending(session: Session) -> None:
     """Write the events recorded so far in this transaction (one statement)."""
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.connection().execute(_TABLE.insert(), pending)
+        session.connection().execute(_INSERT, pending)
 
 
 @event.listens_for(Session, "do_orm_execute")

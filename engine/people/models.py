@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -20,6 +21,24 @@ from engine.core.models import Base
 ROLES = ("admin", "hr", "ocpe", "process_owner", "staff")
 #: Roles only an administrator may give or take away, on every path (web, API, CSV import, command line).
 PRIVILEGED_ROLES = frozenset({"admin", "hr", "ocpe", "process_owner"})
+
+
+class Someone(Protocol):
+    """Whom a task or a notice is for: a person's id and username (a `Person`, or a `PersonRef`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+
+class PersonRef(NamedTuple):
+    """A person known by id and username only: what a hot path reads with one Core statement, where building the
+    whole `Person` object would cost more than the query."""
+
+    id: int
+    username: str
 
 
 class Organisation(Base):

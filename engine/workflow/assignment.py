@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from engine.core.models import table_of
 from engine.people.groups import PREFIX as WORK_GROUP
 from engine.people.groups import group_by_name, group_key, in_work_group
-from engine.people.models import Organisation, Person, User
+from engine.people.models import Organisation, Person, PersonRef, Someone, User
 from engine.people.users import headed_organisations
 from engine.workflow.models import HumanTask, ProcessInstance
 from engine.workflow.registry import REGISTRY
@@ -55,7 +55,7 @@ SEPARATE_FROM = "separateFrom"
 class Assignment:
     """Who a task is for: one person, or every member of a group."""
 
-    person: Person | None
+    person: Someone | None
     group: str | None
     note: str | None = None
 
@@ -87,7 +87,19 @@ def person_by_username(session: Session, username: Any) -> Person | None:
     return session.scalars(_BY_USERNAME, {"username": username}).first()
 
 
-_BY_USERNAME = select(Person).where(Person.username == bindparam("username"))  # built once: a hot path
+def person_ref(session: Session, username: Any) -> PersonRef | None:
+    """The id and username of the person with this username, or None (one Core statement: the lookup of every
+    task of a lane-less diagram)."""
+    if not isinstance(username, str) or not username:
+        return None
+    found = session.connection().execute(_REF_BY_USERNAME, {"username": username}).first()
+    return PersonRef(found[0], found[1]) if found is not None else None
+
+
+# Built once: hot paths.
+_BY_USERNAME = select(Person).where(Person.username == bindparam("username"))
+_PEOPLE = table_of(Person)
+_REF_BY_USERNAME = select(_PEOPLE.c.id, _PEOPLE.c.username).where(_PEOPLE.c.username == bindparam("username"))
 
 
 def manager_of(person: Person) -> Person | None:
@@ -135,7 +147,7 @@ def resolve_lane(session: Session, process_key: str | None, lane: str | None, da
     them, or to the case's subject outside the subject's lane, waits for an appointment instead.
     """
     if lane is None:
-        starter_person = person_by_username(session, starter)
+        starter_person = person_ref(session, starter)
         return Assignment(starter_person, None if starter_person else FALLBACK_GROUP)
     if lane in GROUP_LANES:
         return Assignment(None, GROUP_LANES[lane])

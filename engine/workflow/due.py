@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 
 from engine.core.clock import CLOCK
+
+log = logging.getLogger(__name__)
 
 
 def timer_kind(event: TimerEventDefinition) -> str:
@@ -97,3 +100,24 @@ def due_from_value(value: Any, timezone: str, opened: datetime | None = None) ->
     if isinstance(value, date):
         return datetime.combine(value + timedelta(days=1), time(0, 0), tz)
     return None
+
+
+def task_due_at(spiff_task: Any, expression: str | None, timezone: str,
+                opened: datetime | None = None) -> datetime | None:
+    """A task's due time from its `dueAt` property: an expression giving a date, an ISO datetime or an
+    ISO 8601 duration counted from when the task opened (`P14D`, `"PT4H"`, `"P1M"`).
+
+    A date means "by the end of that day" in the organisation's time zone (`timezone`).
+    """
+    if not expression:
+        return None
+    literal = expression.strip().strip("'\"")
+    if ISO_DURATION.fullmatch(literal):  # a literal duration, quoted or not
+        value: Any = literal
+    else:
+        try:
+            value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
+        except Exception as exc:  # a bad expression must not block the case; it is logged and audited
+            log.warning("dueAt of %s failed: %s", spiff_task.task_spec.bpmn_id, exc)
+            return None
+    return due_from_value(value, timezone, opened or CLOCK.now())

@@ -22,7 +22,7 @@ from engine.core.config import Settings
 from engine.core.db import Database
 from engine.people.groups import PREFIX as WORK_GROUP
 from engine.people.groups import work_group_members
-from engine.people.models import Person, User
+from engine.people.models import Person, Someone, User
 from engine.workflow.assignment import ceo_office_members, needs_appointment
 from engine.workflow.models import Notification
 
@@ -77,7 +77,7 @@ def due_words(due: datetime, timezone: str) -> str:
     return f"by {local_time(due, timezone)}"
 
 
-def notify(session: Session, people: Iterable[Person], subject: str, body: str, instance_id: int | None) -> int:
+def notify(session: Session, people: Iterable[Someone], subject: str, body: str, instance_id: int | None) -> int:
     """Queue a notice to each person (once each); returns how many were queued."""
     seen: set[int] = set()
     for person in people:

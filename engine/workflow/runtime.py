@@ -16,7 +16,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine.core.audit import audit
@@ -39,7 +39,7 @@ from engine.workflow.assignment import (
 from engine.workflow.casedata import apply_data_changes, case_data, declared_outputs, json_size, task_context
 from engine.workflow.compaction import compact, task_count
 from engine.workflow.definitions import SPECS, list_latest
-from engine.workflow.due import ISO_DURATION, due_from_value, remind_at, timer_due, timer_kind, waiting_timer
+from engine.workflow.due import remind_at, task_due_at, timer_due, timer_kind, waiting_timer
 from engine.workflow.forms import today_here, validate
 from engine.workflow.helpers import script_helpers
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
@@ -48,11 +48,12 @@ from engine.workflow.registry import REGISTRY, load_policies
 from engine.workflow.rows import (
     DEFINITION_COLUMNS,
     LATEST_ID,
-    TASK_AND_CASE,
+    as_loaded,
     insert_case,
     insert_passed,
-    insert_row,
+    insert_values,
     lock_instance,
+    task_and_case,
     timer_rows,
     uses_timers,
     write_instance,
@@ -90,8 +91,8 @@ class Runtime:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        # Deployed versions by id (detached copies); per Runtime, so per database.
-        self._definitions: dict[int, ProcessDefinition] = {}
+        # Deployed versions by id (their columns' values); per Runtime, so per database.
+        self._definitions: dict[int, dict[str, Any]] = {}
         load_policies(self.settings)
 
     # ------------------------------------------------------------------ services
@@ -201,7 +202,7 @@ class Runtime:
         """Complete an open user task with the form data; returns the instance id."""
         with self.db.unit_of_work() as uow:
             session = uow.session
-            found = session.execute(TASK_AND_CASE, {"task_id": task_id}).first()
+            found = task_and_case(session, task_id)
             if found is None:
                 raise NotFound("no such task")
             task, row, seen_version = found
@@ -294,7 +295,7 @@ class Runtime:
             spiff_task = loaded.workflow.get_task_from_id(UUID(task.spiff_task_id))
             ext = getattr(spiff_task.task_spec, "extensions", None) or {}
             props = ext.get("properties", {})
-            task.due_at = self._due_at(spiff_task, props.get("dueAt"), task.created_at)
+            task.due_at = task_due_at(spiff_task, props.get("dueAt"), self.settings.timezone, task.created_at)
             # The reminder moves with the due date (one already past is not sent again: remind_at gives None).
             task.remind_at = remind_at(task.due_at, props.get("remindBefore"))
             task.context = task_context(row.definition, task.form, task.instructions, spiff_task.data)
@@ -370,14 +371,12 @@ class Runtime:
 
     def _definition(self, session: Session, ident: int, key: str) -> ProcessDefinition | None:
         cached = self._definitions.get(ident)
-        if cached is not None and cached.key == key:
-            return session.merge(cached, load=False)
+        if cached is not None and cached["key"] == key:
+            return as_loaded(session, ProcessDefinition, cached)
         definition = session.get(ProcessDefinition, ident)
         if definition is None or definition.key != key:
             return None
-        copy = ProcessDefinition(**{c.key: getattr(definition, c.key) for c in DEFINITION_COLUMNS})
-        make_transient_to_detached(copy)
-        self._definitions[ident] = copy
+        self._definitions[ident] = {c.key: getattr(definition, c.key) for c in DEFINITION_COLUMNS}
         return definition
 
     def _check_task_size(self, data: dict[str, Any]) -> None:
@@ -484,62 +483,50 @@ class Runtime:
                 if tid not in ready:
                     task_row.state = "cancelled"
                     task_row.completed_at = CLOCK.now()
+        hooks = REGISTRY.hooks_for(row.process_key).on_task_opened
         for tid, spiff_task in ready.items():
             if tid in open_ids:
                 continue
-            task = self._open_task(session, row, spiff_task, actor)
-            for hook in REGISTRY.hooks_for(row.process_key).on_task_opened:
-                hook(session, row, task, self.settings)
+            ident, values = self._open_task(session, row, spiff_task, actor)
+            if hooks:  # the row's object is built only for hooks that take it
+                task = as_loaded(session, HumanTask, {"id": ident, **values})
+                for hook in hooks:
+                    hook(session, row, task, self.settings)
 
-    def _open_task(self, session: Session, row: ProcessInstance, spiff_task: Any, actor: str) -> HumanTask:
+    def _open_task(self, session: Session, row: ProcessInstance, spiff_task: Any,
+                   actor: str) -> tuple[int, dict[str, Any]]:
+        """Insert the row of a task that has become ready, with its audit event; its id and values."""
         spec = spiff_task.task_spec
         ext = getattr(spec, "extensions", None) or {}
         props = ext.get("properties", {})
         separated = separate_from(spec)
         exclude = performers(session, row.id, separated) if separated else set()
         assignment = resolve_lane(session, row.process_key, spec.lane, spiff_task.data, row.started_by, exclude)
-        task = insert_row(
-            session, HumanTask,
+        due = task_due_at(spiff_task, props.get("dueAt"), self.settings.timezone)
+        title = spec.bpmn_name or spec.bpmn_id
+        values = dict(
             instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
-            title=spec.bpmn_name or spec.bpmn_id, lane=spec.lane,
+            title=title, lane=spec.lane,
             assignee_id=assignment.person.id if assignment.person else None, assigned_group=assignment.group,
             state="open", form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
             clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
-            created_at=CLOCK.now(), due_at=(due := self._due_at(spiff_task, props.get("dueAt"))),
+            created_at=CLOCK.now(), due_at=due,
             completed_at=None, completed_by=None, escalated_at=None,
             remind_at=remind_at(due, props.get("remindBefore")),
             context=task_context(row.definition, props.get("formJsonSchemaFilename"),
                                  ext.get("instructionsForEndUser"), spiff_task.data),
         )
-        audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=task.title, lane=spec.lane,
+        ident = insert_values(session, HumanTask, values)
+        audit(session, row.id, actor, "task_opened", task=spec.bpmn_id, title=title, lane=spec.lane,
               assignee=assignment.person.username if assignment.person else None, group=assignment.group,
-              note=assignment.note, due_at=task.due_at.isoformat() if task.due_at else None)
+              note=assignment.note, due_at=due.isoformat() if due else None)
         if assignment.needs_appointment:  # it never falls to someone without the authority: it waits, and says so
-            audit(session, row.id, actor, "needs_appointment", task=spec.bpmn_id, title=task.title, lane=spec.lane,
+            audit(session, row.id, actor, "needs_appointment", task=spec.bpmn_id, title=title, lane=spec.lane,
                   reason=assignment.note)
-            notify(session, group_members(session, assignment.group or ""), f"Needs an appointment: {task.title}",
+            notify(session, group_members(session, assignment.group or ""), f"Needs an appointment: {title}",
                    f"{row.title}: {assignment.note}. Appoint someone to the {spec.lane} role from the case's page.",
                    row.id)
-        return task
-
-    def _due_at(self, spiff_task: Any, expression: str | None, opened: datetime | None = None) -> datetime | None:
-        """A task's due time from its `dueAt` property: an expression giving a date, an ISO datetime or an
-        ISO 8601 duration counted from when the task opened (`P14D`, `"PT4H"`, `"P1M"`).
-
-        A date means "by the end of that day" in the organisation's time zone.
-        """
-        if not expression:
-            return None
-        literal = expression.strip().strip("'\"")
-        if ISO_DURATION.fullmatch(literal):  # a literal duration, quoted or not
-            value: Any = literal
-        else:
-            try:
-                value = spiff_task.workflow.script_engine.evaluate(spiff_task, expression)
-            except Exception as exc:  # a bad expression must not block the case; it is logged and audited
-                log.warning("dueAt of %s failed: %s", spiff_task.task_spec.bpmn_id, exc)
-                return None
-        return due_from_value(value, self.settings.timezone, opened or CLOCK.now())
+        return ident, values
 
     def _sync_timers(self, session: Session, loaded: Loaded, rows: list[Timer] | None = None) -> None:
         wf, row = loaded.workflow, loaded.row
@@ -563,9 +550,10 @@ class Runtime:
         for tid, (t, due, kind) in waiting.items():
             current = existing.get(tid)
             if current is None:
-                insert_row(session, Timer, instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
-                           name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due,
-                           state="waiting", attempts=0, claimed_until=None, claimed_by=None, last_error=None)
+                insert_values(session, Timer, dict(
+                    instance_id=row.id, spiff_task_id=tid, element=t.task_spec.bpmn_id,
+                    name=t.task_spec.bpmn_name or t.task_spec.bpmn_id, kind=kind, due_at=due, state="waiting",
+                    attempts=0, claimed_until=None, claimed_by=None, last_error=None))
             elif (current.due_at, current.state, current.claimed_until) != (due, "waiting", None):
                 write_row(session, current, due_at=due, state="waiting", claimed_until=None)
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from engine.core.audit import audit, write_pending
 from engine.core.clock import CLOCK
+from engine.people.models import Someone
 from engine.workflow.assignment import resolve_lane
 from engine.workflow.models import HumanTask, ProcessInstance, Timer
 from engine.workflow.notify import due_words, group_members, notify, send_pending
@@ -282,10 +283,10 @@ class TimerService:
             uow.commit()
         return count
 
-    def _escalation_people(self, s: Session, task: HumanTask) -> list[Any]:
+    def _escalation_people(self, s: Session, task: HumanTask) -> list[Someone]:
         instance: ProcessInstance = task.instance
         lanes = [lane.strip() for lane in (task_escalate_to(self.runtime, task) or "").split(",") if lane.strip()]
-        people = [task.assignee] if task.assignee is not None else []
+        people: list[Someone] = [task.assignee] if task.assignee is not None else []
         if task.assigned_group:
             people += group_members(s, task.assigned_group)
         for lane in lanes:

@@ -20,7 +20,7 @@ from engine.core.config import Settings
 from engine.core.models import AuditEvent
 from engine.workflow.bundles import read_bundle
 from engine.workflow.definitions import deploy
-from engine.workflow.models import HumanTask, ProcessDefinition, Timer
+from engine.workflow.models import HumanTask, Timer
 from engine.workflow.queries import instance_view
 from engine.workflow.runtime import Runtime
 from tests.conftest import T0
@@ -186,8 +186,8 @@ def test_scale_a_cached_version_never_serves_another_database(org: Runtime, tmp_
     user = Driver(org).user("hr")
     case = org.start(user, "line", {})
     ident = Driver(org).instance(case).definition_id
-    stale = ProcessDefinition(id=ident, key="something_else", version=1, name="x", sources={}, forms={},
-                              content_hash="0", executable=True, deployed_at=T0, deployed_by="x")
+    stale = {"id": ident, "key": "something_else", "version": 1, "name": "x", "sources": {}, "forms": {},
+             "content_hash": "0", "executable": True, "deployed_at": T0, "deployed_by": "x"}
     org._definitions[ident] = stale  # the cache under test
     org.complete_task(user, Driver(org).open_task(case, "t0").id, {})  # the key does not match: read again
     assert Driver(org).instance(case).status == "completed"

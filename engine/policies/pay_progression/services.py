@@ -23,7 +23,7 @@ from engine.core.clock import CLOCK
 from engine.core.config import Settings
 from engine.core.errors import Conflict, Forbidden, Invalid, NotFound, Problem
 from engine.core.models import AuditEvent
-from engine.people.models import Person, User
+from engine.people.models import Person, Someone, User
 from engine.policies.pay_progression.hooks import HOOKS
 from engine.workflow.access import may_start, may_view_instance
 from engine.workflow.assignment import (
@@ -416,13 +416,13 @@ def deliver_notices(session: Session, instance: ProcessInstance) -> int:
     return sent
 
 
-def _lane_people(session: Session, instance: ProcessInstance, lane: str) -> list[Person]:
+def _lane_people(session: Session, instance: ProcessInstance, lane: str) -> list[Someone]:
     if lane not in APPOINTABLE and lane not in ("Employee", "HR"):
         return []
     assignment = resolve_lane(session, instance.process_key, lane, instance.data or {}, instance.started_by)
     if assignment.person is not None:
         return [assignment.person]
-    return group_members(session, assignment.group) if assignment.group else []
+    return list(group_members(session, assignment.group)) if assignment.group else []
 
 
 def _clause_text(clause: Any) -> str:
