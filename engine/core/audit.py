@@ -22,6 +22,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from engine.core.clock import CLOCK
+from engine.core.db import connection_of
 from engine.core.models import AuditEvent, table_of
 
 _PENDING = "ntpswf_audit"
@@ -45,7 +46,7 @@ def write_pending(session: Session) -> None:
     """Write the events recorded so far in this transaction (one statement)."""
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.connection().execute(_INSERT, pending)
+        connection_of(session).execute(_INSERT, pending)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -55,6 +55,10 @@ class Settings:
     #: when a save finds more tasks in it than this, so a step's cost stays bounded however old the case; a short
     #: case never pays for it. 0 compacts on every save (the tests do, to prove it changes nothing).
     compact_above_tasks: int = 40
+    #: How many running cases' workflows a process keeps in memory after saving them, so the next step of one of
+    #: them here skips restoring it (engine.workflow.live: used only when the row holds exactly what was saved).
+    #: 0 keeps none.
+    live_cases: int = 64
 
     @property
     def policy_packages(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,8 +11,8 @@ from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -48,7 +49,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             readonly = conn.get_execution_options().get("ntpswf_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")  # errors wrapped like any other
+            sql = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+            # On the driver's connection: a statement through SQLAlchemy costs more than the BEGIN itself, and
+            # every unit of work starts with one. Its errors are wrapped as SQLAlchemy wraps any other.
+            try:
+                conn.connection.driver_connection.execute(sql)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(sql, None, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
         return engine
     kwargs.setdefault("pool_size", 5)
@@ -198,6 +205,24 @@ class Database:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.engine.dispose()
+
+
+def connection_of(session: Session) -> Connection:
+    """`session.connection()`, kept on the session for the transaction it belongs to: hot paths send several
+    statements a step, and asking the session each time costs more than some of them.
+
+    Kept per transaction, savepoints included: a savepoint begun with `begin_nested` is only sent when the session
+    is asked for its connection inside it, so a new (nested or root) transaction always asks again."""
+    current = session.get_nested_transaction() or session.get_transaction()
+    kept: tuple[Any, Connection] | None = session.info.get(_CONNECTION)
+    if current is not None and kept is not None and kept[0] is current:
+        return kept[1]
+    conn = session.connection()
+    session.info[_CONNECTION] = (session.get_nested_transaction() or session.get_transaction(), conn)
+    return conn
+
+
+_CONNECTION = "ntpswf_connection"
 
 
 def _refuse_write(session: Session, _context: Any, _instances: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from engine.core.db import connection_of
 from engine.core.models import table_of
 from engine.people.groups import PREFIX as WORK_GROUP
 from engine.people.groups import group_by_name, group_key, in_work_group
@@ -92,7 +93,7 @@ def person_ref(session: Session, username: Any) -> PersonRef | None:
     task of a lane-less diagram)."""
     if not isinstance(username, str) or not username:
         return None
-    found = session.connection().execute(_REF_BY_USERNAME, {"username": username}).first()
+    found = connection_of(session).execute(_REF_BY_USERNAME, {"username": username}).first()
     return PersonRef(found[0], found[1]) if found is not None else None
 
 

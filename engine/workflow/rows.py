@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, insert, inspect, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
+from engine.core.db import connection_of
 from engine.core.errors import Conflict
 from engine.core.models import Base, table_of
 from engine.workflow.compaction import Passed
@@ -25,7 +26,7 @@ from engine.workflow.models import HumanTask, PassedElement, ProcessDefinition, 
 def write_instance(session: Session, row: ProcessInstance, values: dict[str, Any]) -> None:
     """UPDATE a case row guarded by its `lock_version` (a concurrent writer -> Conflict, nothing written)."""
     version = row.lock_version
-    result = session.connection().execute(
+    result = connection_of(session).execute(
         _VERSIONED_UPDATE, {"row_id": row.id, "row_version": version, "lock_version": version + 1, **values})
     if result.rowcount != 1:
         raise Conflict("the case was changed by someone else at the same time; reload and try again")
@@ -49,7 +50,7 @@ def write_row(session: Session, obj: Any, **values: Any) -> None:
     stmt = _UPDATES.get(table)
     if stmt is None:
         stmt = _UPDATES[table] = update(table).where(table.c.id == bindparam("row_id"))
-    session.connection().execute(stmt, {"row_id": obj.id, **values})
+    connection_of(session).execute(stmt, {"row_id": obj.id, **values})
     for key, value in values.items():
         set_committed_value(obj, key, value)
 
@@ -61,16 +62,19 @@ def insert_values(session: Session, model: type[Base], values: dict[str, Any]) -
     stmt = _INSERTS.get(table)
     if stmt is None:
         stmt = _INSERTS[table] = insert(table).returning(table.c.id)
-    ident: int = session.connection().execute(stmt, values).scalar_one()
+    ident: int = connection_of(session).execute(stmt, values).scalar_one()
     return ident
 
 
 def as_loaded(session: Session, model: type[_T], values: dict[str, Any]) -> _T:
     """The session's object of a row whose every column (`values`, key included) was just read or written with a
-    Core statement, as a query would have loaded it: a third of the cost of the ORM loading it itself.
+    Core statement, as a query would have loaded it, for a fraction of what the ORM's loader costs. It registers
+    the object as that loader does (one private call of SQLAlchemy, which pyproject.toml pins below 2.2).
 
     An object of that row already in the session takes the values (as `populate_existing` would)."""
-    mapper = inspect(model)
+    mapper = _MAPPERS.get(model)
+    if mapper is None:
+        mapper = _MAPPERS[model] = inspect(model)
     key = mapper.identity_key_from_primary_key((values["id"],))
     existing = session.identity_map.get(key)
     if existing is not None:
@@ -78,21 +82,30 @@ def as_loaded(session: Session, model: type[_T], values: dict[str, Any]) -> _T:
             set_committed_value(existing, name, value)
         return cast(_T, existing)
     obj = mapper.class_manager.new_instance()
-    instance_state(obj).dict.update(values)  # loaded state, as the ORM's loader sets it: no change events
-    make_transient_to_detached(obj)  # relationships stay unloaded: read on first use
-    session.add(obj)
+    # As sqlalchemy.orm.loading._instance registers a row it loaded: the loaded values in the state's dict (no
+    # change events, nothing to flush), its identity, its session; relationships stay unloaded, read on first use.
+    state = instance_state(obj)
+    state.dict.update(values)
+    state.key = key
+    state.identity_token = None
+    state.session_id = session.hash_key
+    session.identity_map._add_unpresent(state, key)
     return cast(_T, obj)
+
+
+_MAPPERS: dict[type[Any], Any] = {}
 
 
 def task_and_case(session: Session, task_id: int) -> tuple[HumanTask, ProcessInstance, int] | None:
     """A task and its case, the case locked, with the case's lock_version as the statement's snapshot saw it (an
     unlocked second read of the row), which differs from the locked row's when a writer committed in between."""
-    found = session.connection().execute(_TASK_AND_CASE, {"task_id": task_id}).first()
+    found = connection_of(session).execute(_TASK_AND_CASE, {"task_id": task_id}).first()
     if found is None:
         return None
     tasks, cases = len(_TASK_KEYS), len(_TASK_KEYS) + len(_INSTANCE_KEYS)
     task = as_loaded(session, HumanTask, dict(zip(_TASK_KEYS, found[:tasks], strict=True)))
     row = as_loaded(session, ProcessInstance, dict(zip(_INSTANCE_KEYS, found[tasks:cases], strict=True)))
+    set_committed_value(task, "instance", row)
     return task, row, found[cases]
 
 
@@ -124,7 +137,7 @@ _INSERTS: dict[Any, Any] = {}
 def insert_passed(session: Session, instance_id: int, passed: list[Passed]) -> None:
     """Keep the elements compaction took out of a case's workflow as its history rows (one statement)."""
     if passed:
-        session.connection().execute(insert(table_of(PassedElement)), [
+        connection_of(session).execute(insert(table_of(PassedElement)), [
             {"instance_id": instance_id, "element": p.element, "state": p.state, "changed_at": p.changed_at}
             for p in passed])
 

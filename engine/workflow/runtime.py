@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine.core.audit import audit
 from engine.core.clock import CLOCK
 from engine.core.config import Settings
-from engine.core.db import Database
+from engine.core.db import Database, connection_of
 from engine.core.errors import Conflict, EngineError, Forbidden, Invalid, NotFound, Problem
 from engine.core.text import strip_unsafe_values
 from engine.people.models import User
@@ -42,6 +42,7 @@ from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import remind_at, task_due_at, timer_due, timer_kind, waiting_timer
 from engine.workflow.forms import today_here, validate
 from engine.workflow.helpers import script_helpers
+from engine.workflow.live import Live, LiveCases
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
 from engine.workflow.notify import group_members, notify
 from engine.workflow.registry import REGISTRY, load_policies
@@ -93,6 +94,7 @@ class Runtime:
         self.settings = settings
         # Deployed versions by id (their columns' values); per Runtime, so per database.
         self._definitions: dict[int, dict[str, Any]] = {}
+        self.live = LiveCases(settings.live_cases)
         load_policies(self.settings)
 
     # ------------------------------------------------------------------ services
@@ -346,11 +348,16 @@ class Runtime:
                                   memory_mb=self.settings.script_memory_mb)
 
     def load(self, session: Session, row: ProcessInstance) -> Loaded:
-        """Restore a case's workflow with its cached spec and a fresh restricted script engine."""
+        """Restore a case's workflow with its cached spec and a fresh restricted script engine (or take the one
+        this process saved last, when the row holds exactly what it saved: engine.workflow.live)."""
         parsed = SPECS.get(self.definition_of(session, row))
-        wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
+        live = self.live.take(row.id, row.serialized)
+        if live is not None:
+            wf, ready = live.workflow, live.ready
+        else:
+            wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
+            ready = frozenset(str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True))
         wf.script_engine = self._script_engine(session, row.process_key)
-        ready = frozenset(str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True))
         return Loaded(row, wf, ready if row.status == "running" else None)
 
     def definition_of(self, session: Session, row: ProcessInstance) -> ProcessDefinition:
@@ -366,7 +373,7 @@ class Runtime:
 
     def latest_definition(self, session: Session, key: str) -> ProcessDefinition | None:
         """The newest version of a process (its id is read; its row comes from this process's copy)."""
-        ident = session.connection().execute(LATEST_ID, {"key": key}).scalar()
+        ident = connection_of(session).execute(LATEST_ID, {"key": key}).scalar()
         return None if ident is None else self._definition(session, ident, key)
 
     def _definition(self, session: Session, ident: int, key: str) -> ProcessDefinition | None:
@@ -449,6 +456,8 @@ class Runtime:
         else:
             write_instance(session, row, values)
         insert_passed(session, row.id, passed)
+        if row.status == "running":
+            self.live.keep(session, row.id, Live(serialized, wf, frozenset(str(t.id) for t in ready)))
         if loaded.started is not None:
             audit(session, row.id, row.started_by, "started", **loaded.started)
             loaded.started = None
