@@ -27,8 +27,10 @@ DIVIDE = f"""<?xml version="1.0" encoding="UTF-8"?>
       <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
     <bpmn:scriptTask id="div" name="Divide"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
       <bpmn:script>x = 100 / answer["d"]</bpmn:script></bpmn:scriptTask>
-    <bpmn:userTask id="t1" name="Then"><bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
-    <bpmn:userTask id="t2" name="Last"><bpmn:incoming>f4</bpmn:incoming><bpmn:outgoing>f5</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="t1" name="Then"><bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+      </bpmn:userTask>
+    <bpmn:userTask id="t2" name="Last"><bpmn:incoming>f4</bpmn:incoming><bpmn:outgoing>f5</bpmn:outgoing>
+      </bpmn:userTask>
     <bpmn:endEvent id="e"><bpmn:incoming>f5</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="ask"/>
     <bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="div"/>
