@@ -2,10 +2,11 @@
 the same case here skips restoring it from its stored JSON (the largest single cost of a step after the library's
 own run).
 
-A kept workflow is used only when the case's row holds, byte for byte, the text that was serialized from it: a
-step saved by another process or machine, a migration, a rolled-back transaction or an edit by hand all leave a
-different text, and the case is then restored from the row as always. So what a step runs on is, by construction,
-what the row says. The rules that keep it so:
+A kept workflow is used only when the case's row holds, byte for byte, the text that was serialized from it, with
+the same version of its process and the same lock_version: a step saved by another process or machine, a
+migration to another version (whose text can be the same: the text names no spec), a rolled-back transaction or
+an edit by hand all leave a different row, and the case is then restored from it as always. So what a step runs
+on is, by construction, what the row says. The rules that keep it so:
 
 - kept only after the transaction that wrote that text commits (a pending entry on the session; any rollback
   drops the session's pending entries), and only for a case still running;
@@ -26,15 +27,20 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from engine.workflow.models import ProcessInstance
+
 __all__ = ["Live", "LiveCases"]
 
 _PENDING = "ntpswf_live_cases"
 
 
 class Live(NamedTuple):
-    """A case's workflow as this process saved it: the text it wrote, and the ids of the ready human tasks then."""
+    """A case's workflow as this process saved it: the row it wrote (its text, process version and lock_version),
+    and the ids of the ready human tasks then."""
 
     serialized: str
+    definition_id: int
+    lock_version: int
     workflow: BpmnWorkflow
     ready: frozenset[str]
 
@@ -49,14 +55,15 @@ class LiveCases:
         self.hits = 0
         self.misses = 0
 
-    def take(self, instance_id: int, serialized: str) -> Live | None:
-        """The kept workflow of a case, taken out, if the row's `serialized` text is exactly the one it was saved
-        as; else None (the caller restores the case from the row)."""
+    def take(self, row: ProcessInstance) -> Live | None:
+        """The kept workflow of a case, taken out, if its row is exactly the one it was saved as; else None (the
+        caller restores the case from the row)."""
         if not self.size:
             return None
         with self._lock:
-            live = self._cases.pop(instance_id, None)
-            found = live is not None and live.serialized == serialized
+            live = self._cases.pop(row.id, None)
+            found = live is not None and (live.lock_version, live.definition_id, live.serialized) == (
+                row.lock_version, row.definition_id, row.serialized)
             if found:
                 self.hits += 1
             else:

@@ -350,11 +350,12 @@ class Runtime:
     def load(self, session: Session, row: ProcessInstance) -> Loaded:
         """Restore a case's workflow with its cached spec and a fresh restricted script engine (or take the one
         this process saved last, when the row holds exactly what it saved: engine.workflow.live)."""
-        parsed = SPECS.get(self.definition_of(session, row))
-        live = self.live.take(row.id, row.serialized)
+        definition = self.definition_of(session, row)
+        live = self.live.take(row)
         if live is not None:
             wf, ready = live.workflow, live.ready
         else:
+            parsed = SPECS.get(definition)
             wf = serialization.loads(row.serialized, parsed.spec, parsed.subprocess_specs)
             ready = frozenset(str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True))
         wf.script_engine = self._script_engine(session, row.process_key)
@@ -457,7 +458,8 @@ class Runtime:
             write_instance(session, row, values)
         insert_passed(session, row.id, passed)
         if row.status == "running":
-            self.live.keep(session, row.id, Live(serialized, wf, frozenset(str(t.id) for t in ready)))
+            self.live.keep(session, row.id, Live(serialized, row.definition_id, row.lock_version, wf,
+                                                 frozenset(str(t.id) for t in ready)))
         if loaded.started is not None:
             audit(session, row.id, row.started_by, "started", **loaded.started)
             loaded.started = None
