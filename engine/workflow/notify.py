@@ -63,6 +63,21 @@ def local_day(moment: datetime, timezone: str) -> str:
     return (_here(moment, timezone) - timedelta(microseconds=1)).date().isoformat()
 
 
+def opened_late(due: datetime | None, opened: datetime, timezone: str) -> str | None:
+    """Why a task is overdue from the moment it opens (no task is born overdue without saying why): the date it is
+    counted from had passed before it could open. None for a task that opens in time."""
+    if due is None or due > opened:
+        return None
+    return (f"This step opened on {_here(opened, timezone).date().isoformat()}, after the date it was due (by the "
+            f"end of {local_day(due, timezone)}): the date it is counted from had already passed when the step "
+            "before it was done or the scheduler reached it. It shows as overdue from the start.")
+
+
+def template_literal(text: str) -> str:
+    """Text for a task's instructions (a template over the case data) that must show as written, never run."""
+    return "{% raw %}" + text.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
+
+
 def local_time(moment: datetime, timezone: str) -> str:
     """A moment as notices state it: the organisation's local date and time with the zone's name
     ('2027-02-16 09:00 ACST'), as pages show it; never bare UTC."""

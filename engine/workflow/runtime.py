@@ -44,7 +44,7 @@ from engine.workflow.forms import today_here, validate
 from engine.workflow.helpers import script_helpers
 from engine.workflow.live import Live, LiveCases
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
-from engine.workflow.notify import group_members, notify
+from engine.workflow.notify import group_members, notify, opened_late, template_literal
 from engine.workflow.registry import REGISTRY, load_policies
 from engine.workflow.rows import (
     DEFINITION_COLUMNS,
@@ -513,15 +513,18 @@ class Runtime:
         separated = separate_from(spec)
         exclude = performers(session, row.id, separated) if separated else set()
         assignment = resolve_lane(session, row.process_key, spec.lane, spiff_task.data, row.started_by, exclude)
-        due = task_due_at(spiff_task, props.get("dueAt"), self.settings.timezone)
+        now = CLOCK.now()
+        due = task_due_at(spiff_task, props.get("dueAt"), self.settings.timezone, now)
         title = spec.bpmn_name or spec.bpmn_id
+        instructions = ext.get("instructionsForEndUser")
+        if late := opened_late(due, now, self.settings.timezone):  # born overdue: it says why
+            instructions = (instructions or "") + "\n\n" + template_literal(late)
         values = dict(
             instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
             title=title, lane=spec.lane,
             assignee_id=assignment.person.id if assignment.person else None, assigned_group=assignment.group,
             state="open", form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
-            clause=props.get("clause"), instructions=ext.get("instructionsForEndUser"),
-            created_at=CLOCK.now(), due_at=due,
+            clause=props.get("clause"), instructions=instructions, created_at=now, due_at=due,
             completed_at=None, completed_by=None, escalated_at=None,
             remind_at=remind_at(due, props.get("remindBefore")),
             context=task_context(row.definition, props.get("formJsonSchemaFilename"),

@@ -296,3 +296,16 @@ def test_scale_an_inbox_page_is_read_in_order_from_an_index(org: Runtime) -> Non
         plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, params))
     assert "ix_task_assignee_state_id" in plan, plan
     assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan  # rows come in id order from the index
+
+
+def test_a_task_born_overdue_says_why_in_any_process(org: Runtime) -> None:
+    """A step whose due date had passed before it could open says so where it is done (was: only the placement's
+    steps did, through a hook of its own); one that opens in time says nothing of it."""
+    _deploy(org, "late", ["'2020-01-31'", "P14D"])
+    d = Driver(org)
+    case = org.start(d.user("hr"), "late", {})
+    late = d.open_task(case, "t0")
+    assert "opened on 2026-" in (late.instructions or "") and "after the date it was due (by the end of 2020-01-31)" \
+        in (late.instructions or "")
+    org.complete_task(d.user("hr"), late.id, {})
+    assert "after the date it was due" not in (d.open_task(case, "t1").instructions or "")

@@ -19,7 +19,7 @@ from engine.policies.secondment.process import CONCERN_TASKS, PROCESS_KEY
 from engine.policies.secondment.projection import CaseWalk
 from engine.workflow.assignment import person_by_username
 from engine.workflow.models import HumanTask, ProcessInstance
-from engine.workflow.notify import group_members, local_day, notify
+from engine.workflow.notify import group_members, notify, template_literal
 
 
 @HOOKS.on_task_opened(PROCESS_KEY)
@@ -38,34 +38,17 @@ def tell_the_people_concerned(session: Session, row: ProcessInstance, task: Huma
             notify(session, [home], f"Concern raised: {row.title}",
                    f"A concern about the placement in case #{row.id} was raised; the host organisation is "
                    "discussing it with the parties.", row.id)
-    notes = []
+    # (A step born overdue says why in every process: the runtime adds it, engine.workflow.notify.opened_late.)
     if task.name in CONTEXT_TASKS:
         session.flush()  # the runtime saves without autoflush; the history read below includes this change
-        notes.append(task_context(session, row, task.name, settings.timezone))
-    notes.append(born_late(task, settings.timezone))
-    for note in notes:
+        note = task_context(session, row, task.name, settings.timezone)
         if note:
-            task.instructions = (task.instructions or "") + "\n\n" + _literal(note)
-
-
-def born_late(task: HumanTask, timezone: str) -> str | None:
-    """Why a step is overdue from the moment it opens (MP-L: no task is born overdue without saying why): the
-    date it is counted from had passed before the step could open."""
-    if task.due_at is None or task.created_at is None or task.due_at > task.created_at:
-        return None
-    return (f"This step opened on {_local_day(task.created_at, timezone)}, after the date it was due (by the end of "
-            f"{local_day(task.due_at, timezone)}): the date it is counted from had already passed when the step "
-            "before it was done or the scheduler reached it. It shows as overdue from the start.")
+            task.instructions = (task.instructions or "") + "\n\n" + template_literal(note)
 
 
 #: Tasks whose instructions get the facts of their branch (see task_context).
 CONTEXT_TASKS = frozenset({"discuss_concern", "decide_concern", "accept_ext_secondee", "accept_ext_home",
                            "accept_ext_host", "plan_end", "propose_reentry", "confirm_reentry"})
-
-
-def _literal(text: str) -> str:
-    # Instructions are a template over the case data; what people typed must show as typed, never run.
-    return "{% raw %}" + text.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
 
 
 def _local_day(at: datetime, timezone: str) -> str:
