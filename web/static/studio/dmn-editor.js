@@ -3,25 +3,9 @@
 // <script type="application/json" id="dmn-data">; no inline JS (the Content-Security-Policy forbids it).
 
 import DmnModeler from 'dmn-js/lib/Modeler';
+import { $, announcer, postJSON } from './page.js';
 
-const $ = (selector) => document.querySelector(selector);
-
-function announce(text, kind = 'status') {
-  const box = $('#dmn-status');
-  box.textContent = text;
-  box.className = `studio-status ${kind}`;
-}
-
-async function postJSON(url, body, csrf) {
-  const response = await fetch(url, {
-    method: 'POST', credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf, Accept: 'application/json' },
-    body: JSON.stringify(body),
-  });
-  let payload = {};
-  try { payload = await response.json(); } catch (e) { payload = { problems: [{ message: `HTTP ${response.status}` }] }; }
-  return { ok: response.ok, status: response.status, payload };
-}
+const announce = announcer('#dmn-status');
 
 // The cell (rule id, column id) a problem's element names: an inputEntry or outputEntry of the XML as saved.
 function cellOf(xml, elementId) {

@@ -8,25 +8,9 @@ import { BpmnPropertiesPanelModule, BpmnPropertiesProviderModule } from 'bpmn-js
 import spiffworkflowDescriptor from './spiffworkflow-moddle.json';
 import { SpiffPropertiesModule } from './spiff-provider.js';
 import { importWithLayout } from './layout.js';
+import { $, announcer, postJSON } from './page.js';
 
-const $ = (selector) => document.querySelector(selector);
-
-function announce(text, kind = 'status') {
-  const box = $('#studio-status');
-  box.textContent = text;
-  box.className = `studio-status ${kind}`;
-}
-
-async function postJSON(url, body, csrf) {
-  const response = await fetch(url, {
-    method: 'POST', credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf, Accept: 'application/json' },
-    body: JSON.stringify(body),
-  });
-  let payload = {};
-  try { payload = await response.json(); } catch (e) { payload = { problems: [{ message: `HTTP ${response.status}` }] }; }
-  return { ok: response.ok, status: response.status, payload };
-}
+const announce = announcer('#studio-status');
 
 function start() {
   const dataNode = $('#studio-data');
