@@ -3,9 +3,9 @@ the same case here skips restoring it from its stored JSON (the largest single c
 own run).
 
 A kept workflow is used only when the case's row holds, byte for byte, the text that was serialized from it, with
-the same version of its process and the same lock_version: a step saved by another process or machine, a
-migration to another version (whose text can be the same: the text names no spec), a rolled-back transaction or
-an edit by hand all leave a different row, and the case is then restored from it as always. So what a step runs
+the same version of its process and the same lock_version: a step saved by another process or machine, a move to
+another version (the text names no spec: a row moved by hand keeps its text), a rolled-back transaction or an
+edit by hand all leave a different row, and the case is then restored from it as always. So what a step runs
 on is, by construction, what the row says. The rules that keep it so:
 
 - kept only after the transaction that wrote that text commits (a pending entry on the session; any rollback
