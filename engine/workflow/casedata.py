@@ -42,6 +42,12 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+def add_note(instructions: str | None, note: str) -> str:
+    """A task's instructions (a template over the case data) with a paragraph that shows as written, never run."""
+    literal = "{% raw %}" + note.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
+    return (instructions or "") + "\n\n" + literal
+
+
 def task_context(definition: ProcessDefinition, form: str | None, instructions: str | None,
                  data: dict[str, Any]) -> dict[str, Any]:
     """What a task's page reads of its own data: its form's fields and the names its instructions cite."""

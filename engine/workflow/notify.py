@@ -73,11 +73,6 @@ def opened_late(due: datetime | None, opened: datetime, timezone: str) -> str | 
             "before it was done or the scheduler reached it. It shows as overdue from the start.")
 
 
-def template_literal(text: str) -> str:
-    """Text for a task's instructions (a template over the case data) that must show as written, never run."""
-    return "{% raw %}" + text.replace("{%", "{ %").replace("%}", "% }") + "{% endraw %}"
-
-
 def local_time(moment: datetime, timezone: str) -> str:
     """A moment as notices state it: the organisation's local date and time with the zone's name
     ('2027-02-16 09:00 ACST'), as pages show it; never bare UTC."""

@@ -71,10 +71,15 @@ def as_loaded(session: Session, model: type[_T], values: dict[str, Any]) -> _T:
     Core statement, as a query would have loaded it, for a fraction of what the ORM's loader costs. It registers
     the object as that loader does (one private call of SQLAlchemy, which pyproject.toml pins below 2.2).
 
-    An object of that row already in the session takes the values (as `populate_existing` would)."""
-    mapper = _MAPPERS.get(model)
-    if mapper is None:
-        mapper = _MAPPERS[model] = inspect(model)
+    An object of that row already in the session takes the values (as `populate_existing` would). A column left out
+    is refused: the object would read it as None, not load it."""
+    known = _MAPPERS.get(model)
+    if known is None:
+        mapper = inspect(model)
+        known = _MAPPERS[model] = (mapper, frozenset(c.key for c in mapper.columns))
+    mapper, columns = known
+    if not columns <= values.keys():
+        raise ValueError(f"{model.__name__}: every column is needed; missing {sorted(columns - values.keys())}")
     key = mapper.identity_key_from_primary_key((values["id"],))
     existing = session.identity_map.get(key)
     if existing is not None:
@@ -93,7 +98,7 @@ def as_loaded(session: Session, model: type[_T], values: dict[str, Any]) -> _T:
     return cast(_T, obj)
 
 
-_MAPPERS: dict[type[Any], Any] = {}
+_MAPPERS: dict[type[Any], tuple[Any, frozenset[str]]] = {}
 
 
 def task_and_case(session: Session, task_id: int) -> tuple[HumanTask, ProcessInstance, int] | None:

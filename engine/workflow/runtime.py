@@ -36,7 +36,7 @@ from engine.workflow.assignment import (
     separate_from,
     separation_problem,
 )
-from engine.workflow.casedata import apply_data_changes, case_data, declared_outputs, json_size, task_context
+from engine.workflow.casedata import add_note, apply_data_changes, case_data, declared_outputs, json_size, task_context
 from engine.workflow.compaction import compact, task_count
 from engine.workflow.definitions import SPECS, list_latest
 from engine.workflow.due import remind_at, task_due_at, timer_due, timer_kind, waiting_timer
@@ -44,7 +44,7 @@ from engine.workflow.forms import today_here, validate
 from engine.workflow.helpers import script_helpers
 from engine.workflow.live import Live, LiveCases
 from engine.workflow.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
-from engine.workflow.notify import group_members, notify, opened_late, template_literal
+from engine.workflow.notify import group_members, notify, opened_late
 from engine.workflow.registry import REGISTRY, load_policies
 from engine.workflow.rows import (
     DEFINITION_COLUMNS,
@@ -518,7 +518,7 @@ class Runtime:
         title = spec.bpmn_name or spec.bpmn_id
         instructions = ext.get("instructionsForEndUser")
         if late := opened_late(due, now, self.settings.timezone):  # born overdue: it says why
-            instructions = (instructions or "") + "\n\n" + template_literal(late)
+            instructions = add_note(instructions, late)
         values = dict(
             instance_id=row.id, spiff_task_id=str(spiff_task.id), name=spec.bpmn_id,
             title=title, lane=spec.lane,

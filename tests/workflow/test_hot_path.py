@@ -22,6 +22,7 @@ from engine.workflow.bundles import read_bundle
 from engine.workflow.definitions import deploy
 from engine.workflow.models import HumanTask, Timer
 from engine.workflow.queries import instance_view
+from engine.workflow.rows import as_loaded
 from engine.workflow.runtime import Runtime
 from tests.conftest import T0
 from tests.web.api_helpers import listening
@@ -309,3 +310,9 @@ def test_a_task_born_overdue_says_why_in_any_process(org: Runtime) -> None:
         in (late.instructions or "")
     org.complete_task(d.user("hr"), late.id, {})
     assert "after the date it was due" not in (d.open_task(case, "t1").instructions or "")
+
+
+def test_scale_an_object_made_from_a_partial_row_is_refused(org: Runtime) -> None:
+    """rows.as_loaded registers a row as loaded: a column left out would read as None instead of being loaded."""
+    with org.db.unit_of_work() as uow, pytest.raises(ValueError, match=r"missing.*'due_at'"):
+        as_loaded(uow.session, HumanTask, {"id": 1, "name": "t0"})

@@ -12,6 +12,7 @@ from engine.core.db import Database
 from engine.core.errors import Invalid
 from engine.workflow.bundles import read_bundle
 from engine.workflow.definitions import deploy
+from engine.workflow.live import LiveCases
 from engine.workflow.migration import migrate_instance
 from engine.workflow.models import ProcessDefinition, ProcessInstance
 from engine.workflow.runtime import Runtime
@@ -132,7 +133,7 @@ def test_scale_a_failed_step_leaves_nothing_behind(org: Runtime) -> None:
 def test_scale_a_rolled_back_save_keeps_nothing(org: Runtime) -> None:
     _deploy(org)
     case = Driver(org).start("divide", {})
-    org.live = type(org.live)(org.live.size)  # forget what the start kept
+    org.live = LiveCases(org.live.size)  # forget what the start kept
     with org.db.unit_of_work() as uow:
         row = uow.session.get(ProcessInstance, case)
         assert row is not None

@@ -18,8 +18,9 @@ from engine.policies.secondment.hooks import HOOKS
 from engine.policies.secondment.process import CONCERN_TASKS, PROCESS_KEY
 from engine.policies.secondment.projection import CaseWalk
 from engine.workflow.assignment import person_by_username
+from engine.workflow.casedata import add_note
 from engine.workflow.models import HumanTask, ProcessInstance
-from engine.workflow.notify import group_members, notify, template_literal
+from engine.workflow.notify import group_members, notify
 
 
 @HOOKS.on_task_opened(PROCESS_KEY)
@@ -43,7 +44,7 @@ def tell_the_people_concerned(session: Session, row: ProcessInstance, task: Huma
         session.flush()  # the runtime saves without autoflush; the history read below includes this change
         note = task_context(session, row, task.name, settings.timezone)
         if note:
-            task.instructions = (task.instructions or "") + "\n\n" + template_literal(note)
+            task.instructions = add_note(task.instructions, note)
 
 
 #: Tasks whose instructions get the facts of their branch (see task_context).
